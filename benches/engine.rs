@@ -1,0 +1,2 @@
+//! Engine benchmarks. SKELETON.
+fn main() {}

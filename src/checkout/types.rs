@@ -1,0 +1,655 @@
+//! The engine's vocabulary: inputs, effects, durable records and the published snapshot.
+//!
+//! Everything here is plain data. Records derive serde because the store keeps them as
+//! JSON and the control socket sends the snapshot as JSON; neither needs more than that.
+
+use serde::{Deserialize, Serialize};
+
+use crate::badges::Resolution;
+use crate::domain::{BadgeNumber, DeviceKey, Platform, ReaderName, SlotLabel, Timestamp, Username};
+
+/// Identifies one check-out (a reservation that may become a loan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CheckoutId(pub u64);
+
+/// Identifies one row of the MDM outbox; also the idempotency key of that action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ActionId(pub u64);
+
+/// Everything that can happen to a station. The engine sees nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "input")]
+pub enum Input {
+    /// A badge was tapped and resolved by the directory and policy.
+    Tap {
+        /// Which reader (or `control` for an injected tap).
+        reader: ReaderName,
+        /// The formatted badge number.
+        badge: BadgeNumber,
+        /// What the directory and policy said.
+        resolution: Resolution,
+    },
+    /// A read that yields no usable badge (random UID, garbled read, bad parity).
+    BadRead {
+        /// Which reader.
+        reader: ReaderName,
+        /// Why the read was refused, for the screen.
+        reason: String,
+    },
+    /// A reader came online or went offline.
+    ReaderStatus {
+        /// Which reader.
+        reader: ReaderName,
+        /// True when it can read badges.
+        online: bool,
+        /// A short explanation when offline.
+        detail: Option<String>,
+    },
+    /// A device appeared in a slot.
+    Docked {
+        /// The slot.
+        slot: SlotLabel,
+        /// The device.
+        device: DeviceKey,
+    },
+    /// A device left a slot (after the dock's loose-cable window).
+    Undocked {
+        /// The slot.
+        slot: SlotLabel,
+        /// The device that was there.
+        device: DeviceKey,
+    },
+    /// A device was moved from one slot to another within the loose-cable window.
+    Moved {
+        /// The slot it left.
+        from: SlotLabel,
+        /// The slot it is in now.
+        to: SlotLabel,
+        /// The device.
+        device: DeviceKey,
+    },
+    /// Workspace ONE answered a device lookup the engine asked for.
+    DeviceIdentified {
+        /// The device asked about.
+        device: DeviceKey,
+        /// What Workspace ONE knows, or why it could not say.
+        result: Result<MdmDeviceInfo, String>,
+    },
+    /// The outbox worker finished (or gave up on) an action.
+    ActionSettled {
+        /// The action.
+        action: ActionId,
+        /// How it ended.
+        outcome: ActionOutcome,
+    },
+    /// The outbox worker's view of Workspace ONE.
+    MdmHealth {
+        /// False after transient failures; true after a success.
+        reachable: bool,
+        /// Outbox rows not yet done.
+        waiting: u32,
+        /// The last error, free of secrets.
+        last_error: Option<String>,
+    },
+    /// An operator command from the control socket (already authorised).
+    Admin(AdminCommand),
+    /// Nothing happened; time passed (the engine's deadline was reached).
+    Tick,
+}
+
+/// Operator commands, authorised by the daemon before they reach the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "command")]
+pub enum AdminCommand {
+    /// Put a set-aside device back into selection and retry its failed work.
+    Retry {
+        /// The slot of the device.
+        slot: SlotLabel,
+    },
+    /// Cancel the open reservation on a slot.
+    CancelReservation {
+        /// The slot.
+        slot: SlotLabel,
+    },
+}
+
+/// What Workspace ONE says about a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MdmDeviceInfo {
+    /// `Device.Id.Value`.
+    pub mdm_id: i64,
+    /// `DeviceFriendlyName`, for the screen.
+    pub name: String,
+    /// The current enrolment user (`UserName`), if any.
+    pub enrollment_user: Option<Username>,
+    /// True when a wipe is pending or the device is unenrolled.
+    pub wipe_pending: bool,
+}
+
+/// How an outbox action ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome")]
+pub enum ActionOutcome {
+    /// Workspace ONE accepted it.
+    Done,
+    /// Workspace ONE refused it for good (400/404, exact-user rule) or the worker gave
+    /// up; the message names what to fix.
+    Failed {
+        /// Why, free of secrets.
+        message: String,
+    },
+    /// Not done yet; the worker will try again.
+    Retrying {
+        /// Attempts so far.
+        attempts: u32,
+        /// The last error.
+        message: String,
+    },
+}
+
+/// One step of a check-out or check-in workflow, as named in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "step")]
+pub enum WorkflowStep {
+    /// Make the checking-out user the device's enrolment user.
+    AssignUser,
+    /// Make the staging user the device's enrolment user again.
+    AssignStagingUser,
+    /// A device command.
+    Command {
+        /// Which one.
+        command: DeviceCommand,
+    },
+    /// Move the device to another organization group.
+    ChangeOrganizationGroup {
+        /// The group's numeric id.
+        group_id: i64,
+    },
+    /// POST a JSON event to a URL.
+    Webhook {
+        /// Where.
+        url: String,
+    },
+}
+
+/// Workspace ONE device commands badgedock sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceCommand {
+    /// `SyncDevice`.
+    SyncDevice,
+    /// `DeviceQuery`.
+    DeviceQuery,
+    /// `ClearPasscode`.
+    ClearPasscode,
+    /// `Lock`.
+    Lock,
+    /// `EnterpriseWipe`: not idempotent, sent at most once.
+    EnterpriseWipe,
+    /// `DeviceWipe`: not idempotent, sent at most once.
+    DeviceWipe,
+}
+
+impl DeviceCommand {
+    /// The `command=` value of the v1 API.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            DeviceCommand::SyncDevice => "SyncDevice",
+            DeviceCommand::DeviceQuery => "DeviceQuery",
+            DeviceCommand::ClearPasscode => "ClearPasscode",
+            DeviceCommand::Lock => "Lock",
+            DeviceCommand::EnterpriseWipe => "EnterpriseWipe",
+            DeviceCommand::DeviceWipe => "DeviceWipe",
+        }
+    }
+
+    /// Wipes must never be sent twice: after a crash the worker first asks Workspace ONE
+    /// whether the wipe is already pending.
+    pub fn is_idempotent(self) -> bool {
+        !matches!(self, DeviceCommand::EnterpriseWipe | DeviceCommand::DeviceWipe)
+    }
+}
+
+/// What an outbox row asks Workspace ONE to do, fully resolved by the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
+pub enum MdmAction {
+    /// PATCH the enrolment user to this username (exact match required).
+    AssignUser {
+        /// The user.
+        username: Username,
+    },
+    /// PATCH the enrolment user back to the station's staging user.
+    AssignStagingUser,
+    /// A device command.
+    Command {
+        /// Which one.
+        command: DeviceCommand,
+    },
+    /// Change organization group.
+    ChangeOrganizationGroup {
+        /// The group's numeric id.
+        group_id: i64,
+    },
+    /// POST a JSON event.
+    Webhook {
+        /// Where.
+        url: String,
+        /// The event, as JSON text.
+        body: String,
+    },
+}
+
+/// Why an action exists, for the screen and the audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionPurpose {
+    /// Part of a check-out.
+    CheckOut,
+    /// Part of a check-in.
+    CheckIn,
+    /// Undoes check-out work done for a device that was not the one taken.
+    Undo,
+}
+
+/// Life of an outbox row as the engine sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionState {
+    /// Waiting to be sent (or being retried).
+    Pending,
+    /// Confirmed by Workspace ONE.
+    Done,
+    /// Refused for good or given up; needs an operator.
+    Failed,
+    /// No longer wanted (superseded before it was sent).
+    Cancelled,
+}
+
+/// One outbox row, as committed by the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    /// The row's id and idempotency key.
+    pub id: ActionId,
+    /// The device it acts on.
+    pub device: DeviceKey,
+    /// The check-out it belongs to.
+    pub checkout: Option<CheckoutId>,
+    /// Why it exists.
+    pub purpose: ActionPurpose,
+    /// What to do.
+    pub action: MdmAction,
+    /// Where it stands.
+    pub state: ActionState,
+    /// When the engine created it.
+    pub created_at: Timestamp,
+    /// The last message from the worker (error text or "done").
+    pub note: Option<String>,
+}
+
+/// Where a device stands, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "status")]
+pub enum DeviceStatus {
+    /// Docked; waiting for Workspace ONE to say what it is.
+    Identifying,
+    /// Docked, known, free to check out.
+    Available,
+    /// Docked and reserved for a user who has not taken it yet.
+    Reserved {
+        /// The reservation.
+        checkout: CheckoutId,
+    },
+    /// Out of the cabinet with a user.
+    CheckedOut {
+        /// The loan.
+        checkout: CheckoutId,
+    },
+    /// Docked again; check-in work not confirmed yet.
+    CheckingIn {
+        /// The loan being closed (None for a device checked out elsewhere).
+        checkout: Option<CheckoutId>,
+    },
+    /// Out of the cabinet without a check-out (taken without a tap, or unknown state).
+    Missing,
+}
+
+/// A device the station knows, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    /// Its identity.
+    pub key: DeviceKey,
+    /// The slot it is docked in, if docked.
+    pub slot: Option<SlotLabel>,
+    /// Where it stands.
+    pub status: DeviceStatus,
+    /// What Workspace ONE said about it, once asked.
+    pub mdm: Option<MdmDeviceInfo>,
+    /// When it was last docked (longest on charge is chosen first).
+    pub docked_since: Option<Timestamp>,
+    /// Consecutive failed MDM actions since its last clean check-in.
+    pub failures: u32,
+    /// Set aside from selection after repeated failures, until a clean check-in.
+    pub set_aside: bool,
+}
+
+/// State of a check-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckoutState {
+    /// Reserved; the user has not taken the device yet.
+    Reserved,
+    /// The user has the device.
+    Out,
+    /// The device came back.
+    Returned,
+    /// The reservation expired before the device was taken.
+    Expired,
+    /// An operator cancelled the reservation.
+    Cancelled,
+}
+
+/// One check-out, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutRecord {
+    /// Its id.
+    pub id: CheckoutId,
+    /// Who.
+    pub username: Username,
+    /// What the screen calls them.
+    pub display_name: String,
+    /// Which device (moves when the user takes another one than reserved).
+    pub device: DeviceKey,
+    /// The slot it was reserved in.
+    pub slot: SlotLabel,
+    /// Where it stands.
+    pub state: CheckoutState,
+    /// When the badge was tapped.
+    pub reserved_at: Timestamp,
+    /// When the reservation lapses if the device stays docked.
+    pub expires_at: Timestamp,
+    /// When the device left the cabinet.
+    pub taken_at: Option<Timestamp>,
+    /// When it came back (or the reservation ended).
+    pub closed_at: Option<Timestamp>,
+}
+
+/// One line of the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When.
+    pub at: Timestamp,
+    /// A short machine-readable kind: `tap`, `checkout`, `checkin`, `expired`, …
+    pub kind: String,
+    /// The reader, for taps.
+    pub reader: Option<ReaderName>,
+    /// The badge number, redacted (`…3F9A`).
+    pub badge: Option<String>,
+    /// The user.
+    pub username: Option<Username>,
+    /// The device.
+    pub device: Option<DeviceKey>,
+    /// The slot.
+    pub slot: Option<SlotLabel>,
+    /// One sentence for humans.
+    pub detail: String,
+}
+
+/// The counters the engine allocates ids from; stored with every commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// The next check-out id.
+    pub next_checkout: u64,
+    /// The next action id.
+    pub next_action: u64,
+}
+
+/// One durable transition: the store applies all of it in one SQLite transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    /// Devices to insert or replace.
+    pub devices: Vec<DeviceRecord>,
+    /// Check-outs to insert or replace.
+    pub checkouts: Vec<CheckoutRecord>,
+    /// Outbox rows to insert, or whose engine-owned fields (state, note) to update.
+    pub actions: Vec<ActionRecord>,
+    /// Audit lines to append.
+    pub audit: Vec<AuditEntry>,
+    /// The id counters after this transition.
+    pub counters: Counters,
+}
+
+impl Commit {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+            && self.checkouts.is_empty()
+            && self.actions.is_empty()
+            && self.audit.is_empty()
+    }
+}
+
+/// What the store hands back at start-up to rebuild the engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Persisted {
+    /// Every device record.
+    pub devices: Vec<DeviceRecord>,
+    /// Check-outs in state Reserved or Out.
+    pub open_checkouts: Vec<CheckoutRecord>,
+    /// Outbox rows in state Pending or Failed.
+    pub open_actions: Vec<ActionRecord>,
+    /// The id counters.
+    pub counters: Counters,
+}
+
+/// What the engine wants done. The loop performs these in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "effect")]
+pub enum Effect {
+    /// Write this transition durably before anything else is shown or answered.
+    Commit(Commit),
+    /// Ask Workspace ONE what this device is.
+    Identify {
+        /// The device.
+        device: DeviceKey,
+    },
+    /// Beep or flash the reader.
+    Feedback {
+        /// Which reader.
+        reader: ReaderName,
+        /// Success or failure pattern.
+        ok: bool,
+    },
+    /// The station's answer to a tap, for whoever injected it.
+    Decision(TapDecision),
+    /// New outbox work is committed; wake the worker.
+    WakeOutbox,
+}
+
+/// The station's answer to one tap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "decision")]
+pub enum TapDecision {
+    /// A device is reserved: take it from this slot.
+    TakeSlot {
+        /// Who.
+        display_name: String,
+        /// Which slot.
+        slot: SlotLabel,
+        /// Which device.
+        device: DeviceKey,
+    },
+    /// Refused; the reason is what the screen says.
+    Refused {
+        /// The reason, in words for the nurse.
+        reason: String,
+    },
+}
+
+impl TapDecision {
+    /// True for [`TapDecision::TakeSlot`].
+    pub fn accepted(&self) -> bool {
+        matches!(self, TapDecision::TakeSlot { .. })
+    }
+}
+
+/// How the instruction line should look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tone {
+    /// Neutral ("Tap your badge").
+    Idle,
+    /// Good news ("ALICE — TAKE SLOT 3").
+    Success,
+    /// Needs attention but nothing is wrong ("Slot 2 returned").
+    Info,
+    /// Refused or failed ("Badge not recognised").
+    Error,
+}
+
+/// The big line on the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instruction {
+    /// The colour family (always paired with words on screen).
+    pub tone: Tone,
+    /// The large text: "ALICE MARTIN — TAKE SLOT 3".
+    pub headline: String,
+    /// A smaller second line.
+    pub detail: String,
+    /// When it was set; the dashboard returns to idle after a while.
+    pub at: Timestamp,
+}
+
+/// What a slot shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SlotState {
+    /// Nothing docked.
+    Empty,
+    /// Docked; Workspace ONE lookup under way.
+    Identifying,
+    /// Ready to check out.
+    Available,
+    /// Reserved for a user who has not taken it yet.
+    Reserved,
+    /// Docked; check-in work under way.
+    CheckingIn,
+    /// Docked but set aside after repeated MDM failures.
+    SetAside,
+    /// Docked but Workspace ONE could not identify it.
+    Unidentified,
+}
+
+/// The MDM side of a device, for the screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncState {
+    /// Nothing waiting.
+    Synced,
+    /// Actions waiting or being retried.
+    Pending,
+    /// An action failed for good.
+    Failed,
+}
+
+/// One slot on the screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotView {
+    /// The label.
+    pub label: SlotLabel,
+    /// The state.
+    pub state: SlotState,
+    /// The docked device's identifier.
+    pub device: Option<DeviceKey>,
+    /// Its platform.
+    pub platform: Option<Platform>,
+    /// Its friendly name from Workspace ONE.
+    pub device_name: Option<String>,
+    /// Its Workspace ONE id.
+    pub mdm_id: Option<i64>,
+    /// The user it is reserved for or being checked in from.
+    pub holder: Option<String>,
+    /// Since when it is in this state (reservation time, dock time).
+    pub since: Option<Timestamp>,
+    /// The MDM state.
+    pub sync: SyncState,
+    /// The last MDM note (error text) when not synced.
+    pub note: Option<String>,
+}
+
+/// A device out with a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoanView {
+    /// The user's display name.
+    pub holder: String,
+    /// The username.
+    pub username: Username,
+    /// The device.
+    pub device: DeviceKey,
+    /// Its friendly name.
+    pub device_name: Option<String>,
+    /// The slot it came from.
+    pub slot: SlotLabel,
+    /// When it left.
+    pub since: Timestamp,
+    /// True when out longer than the configured shift length.
+    pub overdue: bool,
+    /// The MDM state of its check-out work.
+    pub sync: SyncState,
+}
+
+/// A reader on the screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReaderView {
+    /// The configured name.
+    pub name: ReaderName,
+    /// True when it can read.
+    pub online: bool,
+    /// Why not, when offline.
+    pub detail: Option<String>,
+}
+
+/// Workspace ONE health on the screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MdmView {
+    /// None until the first call; then whether the last call got through.
+    pub reachable: Option<bool>,
+    /// Outbox rows not yet done.
+    pub waiting: u32,
+    /// The last error.
+    pub last_error: Option<String>,
+}
+
+/// One line of the recent-events pane (badges already redacted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventView {
+    /// When.
+    pub at: Timestamp,
+    /// What happened, in words.
+    pub text: String,
+}
+
+/// Everything the dashboard and `status` show. Published after every input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The station's name.
+    pub station: String,
+    /// When this snapshot was taken.
+    pub at: Timestamp,
+    /// The big line.
+    pub instruction: Instruction,
+    /// Every configured slot, in config order.
+    pub slots: Vec<SlotView>,
+    /// Devices out with users, oldest first.
+    pub loans: Vec<LoanView>,
+    /// Readers.
+    pub readers: Vec<ReaderView>,
+    /// Workspace ONE.
+    pub mdm: MdmView,
+    /// Recent events, newest first.
+    pub events: Vec<EventView>,
+    /// Open reservations.
+    pub open_reservations: u32,
+}

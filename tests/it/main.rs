@@ -1,0 +1,2 @@
+//! The one integration-test binary; a module per area.
+#![allow(clippy::unwrap_used)]
