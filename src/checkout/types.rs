@@ -70,6 +70,12 @@ pub enum Input {
         /// The device.
         device: DeviceKey,
     },
+    /// The dock's first full scan after start-up: every device present, by slot. Devices
+    /// the store thinks are docked but are absent left while the daemon was down.
+    Inventory {
+        /// What is docked now.
+        present: Vec<(SlotLabel, DeviceKey)>,
+    },
     /// Workspace ONE answered a device lookup the engine asked for.
     DeviceIdentified {
         /// The device asked about.
@@ -208,7 +214,10 @@ impl DeviceCommand {
     /// Wipes must never be sent twice: after a crash the worker first asks Workspace ONE
     /// whether the wipe is already pending.
     pub fn is_idempotent(self) -> bool {
-        !matches!(self, DeviceCommand::EnterpriseWipe | DeviceCommand::DeviceWipe)
+        !matches!(
+            self,
+            DeviceCommand::EnterpriseWipe | DeviceCommand::DeviceWipe
+        )
     }
 }
 

@@ -1,0 +1,664 @@
+//! Data-driven engine scenarios: a small script drives the engine, and the transcript of
+//! inputs, effects and the final screen is kept as an insta snapshot.
+//!
+//! Script lines (one input each, `#` starts a comment):
+//! - `config assign-at=undock max=2 reservation=30 threshold=2` (first line only)
+//! - `dock SLOT DEVICE` · `undock SLOT DEVICE` · `move FROM TO DEVICE` where DEVICE is
+//!   `a:ID` (Apple) or `g:ID` (Android)
+//! - `identify DEVICE USER|- [name=TEXT] [wipe]` · `identify-fail DEVICE`
+//! - `tap USER` (known; `enroller` suffix allowed) · `tap ?` (unknown badge) ·
+//!   `tap !USER` (denied) · `tap ~` (directory unreachable)
+//! - `ok ID` · `fail ID MESSAGE` · `retrying ID` (settle outbox action ID)
+//! - `wait SECONDS` (advance time, then Tick) · `admin retry SLOT` · `admin cancel SLOT`
+//! - `restart` (rebuild the engine from the commits so far, as the store would)
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::*;
+use crate::badges::Resolution;
+use crate::domain::{
+    BadgeNumber, DeviceKey, Platform, ReaderName, SlotLabel, Timestamp, User, Username,
+};
+
+fn config(line: Option<&str>) -> EngineConfig {
+    let mut config = EngineConfig {
+        station: "4 West, cabinet A".into(),
+        slots: (1..=6).map(|n| SlotLabel::new(n.to_string())).collect(),
+        staging_user: Username::new("staging-4west"),
+        max_devices_per_user: 1,
+        reservation_ms: 60_000,
+        assign_at: AssignAt::Tap,
+        overdue_ms: 12 * 3_600_000,
+        failure_threshold: 3,
+        checkout_steps: crate::config::default_steps(true),
+        checkin_steps: crate::config::default_steps(false),
+    };
+    for setting in line.unwrap_or("").split_whitespace().skip(1) {
+        let (key, value) = setting.split_once('=').expect("key=value");
+        match key {
+            "assign-at" => {
+                config.assign_at = if value == "undock" {
+                    AssignAt::Undock
+                } else {
+                    AssignAt::Tap
+                }
+            }
+            "max" => config.max_devices_per_user = value.parse().expect("max"),
+            "reservation" => {
+                config.reservation_ms = value.parse::<i64>().expect("reservation") * 1000
+            }
+            "threshold" => config.failure_threshold = value.parse().expect("threshold"),
+            "slots" => {
+                let n_slots: u32 = value.parse().expect("slots");
+                config.slots = (1..=n_slots)
+                    .map(|n| SlotLabel::new(n.to_string()))
+                    .collect();
+            }
+            "checkin" if value == "wipe" => {
+                config.checkin_steps.insert(
+                    Platform::Apple,
+                    vec![WorkflowStep::Command {
+                        command: DeviceCommand::EnterpriseWipe,
+                    }],
+                );
+            }
+            other => panic!("unknown config key {other}"),
+        }
+    }
+    config
+}
+
+fn device(text: &str) -> DeviceKey {
+    match text.split_once(':') {
+        Some(("a", id)) => DeviceKey {
+            platform: Platform::Apple,
+            id: id.to_string(),
+        },
+        Some(("g", id)) => DeviceKey {
+            platform: Platform::Android,
+            id: id.to_string(),
+        },
+        _ => panic!("bad device {text}"),
+    }
+}
+
+fn user(name: &str) -> User {
+    let enroller = name.ends_with("+enroller");
+    let name = name.trim_end_matches("+enroller");
+    let mut display = name.to_string();
+    if let Some(first) = display.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    User {
+        username: Username::new(name),
+        display_name: display,
+        groups: vec![],
+        enroller,
+    }
+}
+
+/// The store, as far as the engine can tell: the latest version of every record.
+#[derive(Default)]
+struct FakeStore {
+    devices: BTreeMap<DeviceKey, DeviceRecord>,
+    checkouts: BTreeMap<CheckoutId, CheckoutRecord>,
+    actions: BTreeMap<ActionId, ActionRecord>,
+    counters: Counters,
+}
+
+impl FakeStore {
+    fn apply(&mut self, commit: &Commit) {
+        for d in &commit.devices {
+            self.devices.insert(d.key.clone(), d.clone());
+        }
+        for c in &commit.checkouts {
+            self.checkouts.insert(c.id, c.clone());
+        }
+        for a in &commit.actions {
+            self.actions.insert(a.id, a.clone());
+        }
+        self.counters = commit.counters;
+    }
+
+    fn persisted(&self) -> Persisted {
+        Persisted {
+            devices: self.devices.values().cloned().collect(),
+            open_checkouts: self
+                .checkouts
+                .values()
+                .filter(|c| matches!(c.state, CheckoutState::Reserved | CheckoutState::Out))
+                .cloned()
+                .collect(),
+            open_actions: self
+                .actions
+                .values()
+                .filter(|a| matches!(a.state, ActionState::Pending | ActionState::Failed))
+                .cloned()
+                .collect(),
+            counters: self.counters,
+        }
+    }
+}
+
+/// Runs a script and returns its transcript.
+fn run(script: &str) -> String {
+    let lines: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let config_line = lines.first().filter(|l| l.starts_with("config")).copied();
+    let config = config(config_line);
+    let mut now = Timestamp(1_700_000_000_000);
+    let mut store = FakeStore::default();
+    let (mut engine, _) = Engine::restore(config.clone(), Persisted::default(), now);
+    let mut out = String::new();
+    for line in lines.iter().skip(usize::from(config_line.is_some())) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let reader = ReaderName::new("front");
+        let input = match words.as_slice() {
+            ["restart"] => {
+                let (restored, effects) = Engine::restore(config.clone(), store.persisted(), now);
+                engine = restored;
+                writeln!(out, "> restart").ok();
+                for effect in effects {
+                    writeln!(out, "  {}", describe_effect(&effect)).ok();
+                }
+                continue;
+            }
+            ["wait", seconds] => {
+                now = now.plus_seconds(seconds.parse().expect("seconds"));
+                Input::Tick
+            }
+            ["dock", slot, dev] => Input::Docked {
+                slot: SlotLabel::new(*slot),
+                device: device(dev),
+            },
+            ["undock", slot, dev] => Input::Undocked {
+                slot: SlotLabel::new(*slot),
+                device: device(dev),
+            },
+            ["move", from, to, dev] => Input::Moved {
+                from: SlotLabel::new(*from),
+                to: SlotLabel::new(*to),
+                device: device(dev),
+            },
+            ["inventory", rest @ ..] => Input::Inventory {
+                present: rest
+                    .chunks(2)
+                    .map(|pair| (SlotLabel::new(pair[0]), device(pair[1])))
+                    .collect(),
+            },
+            ["identify", dev, who, rest @ ..] => Input::DeviceIdentified {
+                device: device(dev),
+                result: Ok(MdmDeviceInfo {
+                    mdm_id: 100 + dev.len() as i64,
+                    name: rest
+                        .iter()
+                        .find_map(|w| w.strip_prefix("name="))
+                        .unwrap_or("")
+                        .replace('_', " "),
+                    enrollment_user: (*who != "-").then(|| Username::new(*who)),
+                    wipe_pending: rest.contains(&"wipe"),
+                }),
+            },
+            ["identify-fail", dev] => Input::DeviceIdentified {
+                device: device(dev),
+                result: Err("HTTP 503".into()),
+            },
+            ["tap", "?"] => Input::Tap {
+                reader,
+                badge: BadgeNumber::new("0000DEADBEEF"),
+                resolution: Resolution::Unknown,
+            },
+            ["tap", "~"] => Input::Tap {
+                reader,
+                badge: BadgeNumber::new("0000CAFEF00D"),
+                resolution: Resolution::Unavailable {
+                    reason: "LDAP server unreachable".into(),
+                },
+            },
+            ["tap", name] if name.starts_with('!') => Input::Tap {
+                reader,
+                badge: BadgeNumber::new("00001234ABCD"),
+                resolution: Resolution::Denied {
+                    user: user(&name[1..]),
+                    reason: "not in an allowed group".into(),
+                },
+            },
+            ["tap", name] => Input::Tap {
+                reader,
+                badge: BadgeNumber::new(format!("04A1B2{:06X}", name.len() * 4099)),
+                resolution: Resolution::Known { user: user(name) },
+            },
+            ["ok", id] => Input::ActionSettled {
+                action: ActionId(id.parse().expect("id")),
+                outcome: ActionOutcome::Done,
+            },
+            ["retrying", id] => Input::ActionSettled {
+                action: ActionId(id.parse().expect("id")),
+                outcome: ActionOutcome::Retrying {
+                    attempts: 1,
+                    message: "HTTP 503".into(),
+                },
+            },
+            ["fail", id, message @ ..] => Input::ActionSettled {
+                action: ActionId(id.parse().expect("id")),
+                outcome: ActionOutcome::Failed {
+                    message: message.join(" "),
+                },
+            },
+            ["admin", "retry", slot] => Input::Admin(AdminCommand::Retry {
+                slot: SlotLabel::new(*slot),
+            }),
+            ["admin", "cancel", slot] => Input::Admin(AdminCommand::CancelReservation {
+                slot: SlotLabel::new(*slot),
+            }),
+            other => panic!("bad script line {other:?}"),
+        };
+        now = now.plus_millis(10);
+        writeln!(out, "> {line}").ok();
+        for effect in engine.handle(now, input) {
+            if let Effect::Commit(commit) = &effect {
+                store.apply(commit);
+            }
+            writeln!(out, "  {}", describe_effect(&effect)).ok();
+        }
+    }
+    out.push_str("= screen\n");
+    out.push_str(&describe_snapshot(&engine.snapshot()));
+    out
+}
+
+fn describe_effect(effect: &Effect) -> String {
+    match effect {
+        Effect::Commit(commit) => {
+            let mut parts = Vec::new();
+            for d in &commit.devices {
+                parts.push(format!(
+                    "device {}@{}={}",
+                    d.key.id,
+                    d.slot.as_ref().map(|s| s.as_str()).unwrap_or("-"),
+                    status_word(&d.status, d.set_aside)
+                ));
+            }
+            for c in &commit.checkouts {
+                parts.push(format!(
+                    "checkout#{} {} {:?} {}",
+                    c.id.0, c.username, c.state, c.device.id
+                ));
+            }
+            for a in &commit.actions {
+                parts.push(format!(
+                    "action#{} {:?} {} {:?} {}",
+                    a.id.0,
+                    a.state,
+                    a.device.id,
+                    a.purpose,
+                    describe_action(&a.action)
+                ));
+            }
+            for entry in &commit.audit {
+                parts.push(format!(
+                    "audit {}{}: {}",
+                    entry.kind,
+                    entry
+                        .badge
+                        .as_ref()
+                        .map(|b| format!(" badge={b}"))
+                        .unwrap_or_default(),
+                    entry.detail
+                ));
+            }
+            format!("commit [{}]", parts.join("; "))
+        }
+        Effect::Identify { device } => format!("identify {}", device.id),
+        Effect::Feedback { ok, .. } => format!("feedback {}", if *ok { "ok" } else { "error" }),
+        Effect::Decision(TapDecision::TakeSlot {
+            display_name,
+            slot,
+            device,
+        }) => {
+            format!("decision: {display_name} take slot {slot} ({})", device.id)
+        }
+        Effect::Decision(TapDecision::Refused { reason }) => format!("decision: refused: {reason}"),
+        Effect::WakeOutbox => "wake outbox".into(),
+    }
+}
+
+fn status_word(status: &DeviceStatus, set_aside: bool) -> String {
+    let word = match status {
+        DeviceStatus::Identifying => "identifying".to_string(),
+        DeviceStatus::Available => "available".to_string(),
+        DeviceStatus::Reserved { checkout } => format!("reserved#{}", checkout.0),
+        DeviceStatus::CheckedOut { checkout } => format!("out#{}", checkout.0),
+        DeviceStatus::CheckingIn { .. } => "checking-in".to_string(),
+        DeviceStatus::Missing => "missing".to_string(),
+    };
+    if set_aside {
+        format!("{word}+set-aside")
+    } else {
+        word
+    }
+}
+
+fn describe_snapshot(snapshot: &Snapshot) -> String {
+    let mut out = String::new();
+    writeln!(
+        out,
+        "  instruction {:?}: {} | {}",
+        snapshot.instruction.tone, snapshot.instruction.headline, snapshot.instruction.detail
+    )
+    .ok();
+    for slot in &snapshot.slots {
+        if slot.state == SlotState::Empty {
+            continue;
+        }
+        writeln!(
+            out,
+            "  slot {} {:?} {} holder={} sync={:?}{}",
+            slot.label,
+            slot.state,
+            slot.device.as_ref().map(|d| d.id.as_str()).unwrap_or("-"),
+            slot.holder.as_deref().unwrap_or("-"),
+            slot.sync,
+            slot.note
+                .as_ref()
+                .map(|n| format!(" note={n}"))
+                .unwrap_or_default(),
+        )
+        .ok();
+    }
+    for loan in &snapshot.loans {
+        writeln!(
+            out,
+            "  loan {} {} from slot {} overdue={} sync={:?}",
+            loan.username, loan.device.id, loan.slot, loan.overdue, loan.sync
+        )
+        .ok();
+    }
+    writeln!(
+        out,
+        "  open reservations {}; actions waiting {}",
+        snapshot.open_reservations, snapshot.mdm.waiting
+    )
+    .ok();
+    out
+}
+
+/// A cabinet with three Apple phones docked and identified, oldest in slot 1.
+const CABINET: &str = "
+dock 1 a:P1
+identify a:P1 staging-4west name=iPhone_1
+dock 2 a:P2
+identify a:P2 staging-4west name=iPhone_2
+dock 3 a:P3
+identify a:P3 staging-4west name=iPhone_3
+";
+
+fn check(name: &str, config: &str, body: &str) {
+    let script = format!("{config}\n{CABINET}\n{body}");
+    insta::assert_snapshot!(name, run(&script));
+}
+
+#[test]
+fn checkout_then_checkin() {
+    check(
+        "checkout_then_checkin",
+        "config",
+        "
+        tap alice
+        ok 0
+        ok 1
+        undock 1 a:P1
+        wait 3600
+        dock 4 a:P1
+        ok 2
+        ok 3
+    ",
+    );
+}
+
+#[test]
+fn checkout_assign_at_undock() {
+    check(
+        "checkout_assign_at_undock",
+        "config assign-at=undock",
+        "
+        tap alice
+        undock 1 a:P1
+        ok 0
+        ok 1
+    ",
+    );
+}
+
+#[test]
+fn device_limit() {
+    check(
+        "device_limit",
+        "config",
+        "
+        tap alice
+        undock 1 a:P1
+        tap alice
+    ",
+    );
+}
+
+#[test]
+fn second_tap_shows_same_slot() {
+    check(
+        "second_tap_shows_same_slot",
+        "config",
+        "
+        tap alice
+        tap alice
+    ",
+    );
+}
+
+#[test]
+fn unknown_denied_and_unreachable_badges() {
+    check(
+        "unknown_denied_and_unreachable_badges",
+        "config",
+        "
+        tap ?
+        tap !mallory
+        tap ~
+    ",
+    );
+}
+
+#[test]
+fn reservation_expires() {
+    check(
+        "reservation_expires",
+        "config reservation=30",
+        "
+        tap alice
+        ok 0
+        wait 31
+        ok 2
+        ok 3
+        tap bob
+    ",
+    );
+}
+
+#[test]
+fn taken_device_differs_with_one_reservation() {
+    check(
+        "taken_device_differs_with_one_reservation",
+        "config",
+        "
+        tap alice
+        ok 0
+        undock 2 a:P2
+    ",
+    );
+}
+
+#[test]
+fn taken_device_differs_with_several_reservations() {
+    check(
+        "taken_device_differs_with_several_reservations",
+        "config",
+        "
+        tap alice
+        tap bob
+        undock 3 a:P3
+    ",
+    );
+}
+
+#[test]
+fn shift_change_burst() {
+    // Ten nurses tap within ten seconds at a twelve-slot cabinet: every one is served a
+    // different phone, and the reservations stay open side by side.
+    let mut script = String::from("config slots=12\n");
+    for n in 1..=12 {
+        script.push_str(&format!(
+            "dock {n} a:D{n:02}\nidentify a:D{n:02} staging-4west\n"
+        ));
+    }
+    for name in [
+        "ann", "ben", "cat", "dan", "eve", "fay", "gus", "hal", "ida", "joy",
+    ] {
+        script.push_str(&format!("tap {name}\n"));
+    }
+    insta::assert_snapshot!("shift_change_burst", run(&script));
+}
+
+#[test]
+fn checkin_of_device_checked_out_elsewhere() {
+    check(
+        "checkin_of_device_checked_out_elsewhere",
+        "config",
+        "
+        dock 5 a:ELSEWHERE
+        identify a:ELSEWHERE carol name=Carols_phone
+        ok 0
+        ok 1
+        tap alice
+    ",
+    );
+}
+
+#[test]
+fn failures_set_device_aside_until_clean_checkin() {
+    check(
+        "failures_set_device_aside_until_clean_checkin",
+        "config threshold=2",
+        "
+        tap alice
+        fail 0 HTTP 400 device not staged
+        fail 2 HTTP 400 device not staged
+        tap bob
+        admin retry 1
+        ok 6
+        ok 3
+        tap carl
+    ",
+    );
+}
+
+#[test]
+fn android_workflow_says_what_was_done_instead() {
+    check(
+        "android_workflow_says_what_was_done_instead",
+        "config",
+        "
+        dock 6 g:R58M123
+        identify g:R58M123 staging-4west name=Galaxy
+        tap alice
+        tap bob
+        tap carl
+        tap dora
+    ",
+    );
+}
+
+#[test]
+fn wipe_checkin_and_restart() {
+    check(
+        "wipe_checkin_and_restart",
+        "config checkin=wipe",
+        "
+        tap alice
+        ok 0
+        ok 1
+        undock 1 a:P1
+        dock 1 a:P1
+        restart
+        ok 2
+    ",
+    );
+}
+
+#[test]
+fn restart_reconciles_inventory() {
+    check(
+        "restart_reconciles_inventory",
+        "config",
+        "
+        tap alice
+        restart
+        inventory 2 a:P2 3 a:P3 4 a:NEW
+    ",
+    );
+}
+
+#[test]
+fn move_and_admin_cancel() {
+    check(
+        "move_and_admin_cancel",
+        "config",
+        "
+        tap alice
+        move 1 5 a:P1
+        admin cancel 5
+    ",
+    );
+}
+
+#[test]
+fn identify_failure_retries_later() {
+    check(
+        "identify_failure_retries_later",
+        "config",
+        "
+        dock 6 a:NEWONE
+        identify-fail a:NEWONE
+        wait 31
+        identify a:NEWONE - name=Spare
+    ",
+    );
+}
+
+#[test]
+fn wipe_pending_device_is_set_aside() {
+    check(
+        "wipe_pending_device_is_set_aside",
+        "config",
+        "
+        dock 6 a:WIPED
+        identify a:WIPED staging-4west wipe
+    ",
+    );
+}
+
+#[test]
+fn no_badge_number_leaks_into_audit_or_screen() {
+    let script = format!("config\n{CABINET}\ntap alice\ntap ?\ntap !mallory\n");
+    let transcript = run(&script);
+    for secret in ["0000DEADBEEF", "00001234ABCD", "04A1B2"] {
+        assert!(
+            !transcript.contains(secret),
+            "{secret} leaked:\n{transcript}"
+        );
+    }
+    assert!(transcript.contains("…BEEF"), "{transcript}");
+}
