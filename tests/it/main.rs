@@ -1,2 +1,10 @@
-//! The one integration-test binary; a module per area.
+//! The one integration-test binary; a module per area. Harnesses live in `support/`.
 #![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod cli;
+mod crash;
+mod daemon;
+mod demo;
+mod tidy;

@@ -1,0 +1,212 @@
+//! The control socket server: a Unix socket, mode 0660, group = the admin group, JSON
+//! lines as in `crate::control`. Reading commands (`status`, `subscribe`) are open to
+//! whoever can reach the socket; commands that change state (`tap`, `admin`, `enroll`)
+//! are accepted only from root, the daemon's own user, or members of the admin group,
+//! judged by the kernel's peer credentials.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use nix::unistd::{Gid, Group, Uid, User};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::checkout::{Input, Snapshot};
+use crate::control::{encode_response, parse_request, Request, Response};
+use crate::daemon::engine_loop::EngineMsg;
+use crate::daemon::taps::TapResolver;
+
+/// The server.
+pub struct ControlServer {
+    listener: UnixListener,
+    path: PathBuf,
+    admin_gid: Option<Gid>,
+    snapshots: watch::Receiver<Snapshot>,
+    engine: mpsc::Sender<EngineMsg>,
+    resolver: Arc<TapResolver>,
+}
+
+impl ControlServer {
+    /// Binds the socket (replacing a stale one), sets its mode and group.
+    pub fn bind(
+        path: &Path,
+        admin_group: Option<&str>,
+        snapshots: watch::Receiver<Snapshot>,
+        engine: mpsc::Sender<EngineMsg>,
+        resolver: Arc<TapResolver>,
+    ) -> anyhow::Result<ControlServer> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create the control socket's directory {}", parent.display()))?;
+        }
+        if path.exists() {
+            // A socket left by a daemon that was killed: nobody answers on it any more.
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                anyhow::bail!(
+                    "another badgedock daemon is already listening on {}: stop it first (systemctl stop badgedock)",
+                    path.display()
+                );
+            }
+            std::fs::remove_file(path).with_context(|| format!("cannot remove the stale control socket {}", path.display()))?;
+        }
+        let admin_gid = match admin_group {
+            Some(name) => Some(
+                Group::from_name(name)
+                    .ok()
+                    .flatten()
+                    .map(|group| group.gid)
+                    .with_context(|| format!("station.admin-group: group {name:?} does not exist on this system: create it or fix the name"))?,
+            ),
+            None => None,
+        };
+        let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on the control socket {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+            .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+        if let Some(gid) = admin_gid {
+            if let Err(err) = nix::unistd::chown(path, None, Some(gid)) {
+                tracing::warn!(cause = %err, "cannot give the control socket to the admin group; only root can use it");
+            }
+        }
+        Ok(ControlServer { listener, path: path.to_path_buf(), admin_gid, snapshots, engine, resolver })
+    }
+
+    /// Serves until cancelled.
+    pub async fn run(self, cancel: CancellationToken) {
+        let tracker = TaskTracker::new();
+        let shared = Arc::new(self);
+        loop {
+            let accepted = tokio::select! {
+                () = cancel.cancelled() => break,
+                accepted = shared.listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    let server = Arc::clone(&shared);
+                    let cancel = cancel.clone();
+                    tracker.spawn(async move {
+                        if let Err(err) = server.serve(stream, cancel).await {
+                            tracing::debug!(cause = %err, "control connection ended");
+                        }
+                    });
+                }
+                Err(err) => {
+                    tracing::warn!(cause = %err, "control socket accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
+        let _ = std::fs::remove_file(&shared.path);
+    }
+
+    async fn serve(&self, stream: UnixStream, cancel: CancellationToken) -> anyhow::Result<()> {
+        let admin = self.is_admin(&stream);
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        while let Some(line) = tokio::select! {
+            () = cancel.cancelled() => None,
+            line = lines.next_line() => line?,
+        } {
+            let request = match parse_request(&line) {
+                Ok(request) => request,
+                Err(message) => {
+                    write.write_all(encode_response(Response::Error { message }).as_bytes()).await?;
+                    continue;
+                }
+            };
+            let changes_state = matches!(request, Request::Tap { .. } | Request::Admin { .. } | Request::Enroll { .. });
+            if changes_state && !admin {
+                let message = "permission denied: this command needs root or membership of the station's admin group (station.admin-group)".to_string();
+                write.write_all(encode_response(Response::Error { message }).as_bytes()).await?;
+                continue;
+            }
+            match request {
+                Request::Status => {
+                    let snapshot = self.snapshots.borrow().clone();
+                    write
+                        .write_all(encode_response(Response::Snapshot { snapshot: Box::new(snapshot) }).as_bytes())
+                        .await?;
+                }
+                Request::Subscribe => {
+                    let mut snapshots = self.snapshots.clone();
+                    loop {
+                        let snapshot = snapshots.borrow_and_update().clone();
+                        write
+                            .write_all(encode_response(Response::Snapshot { snapshot: Box::new(snapshot) }).as_bytes())
+                            .await?;
+                        tokio::select! {
+                            () = cancel.cancelled() => return Ok(()),
+                            changed = snapshots.changed() => if changed.is_err() { return Ok(()) },
+                        }
+                    }
+                }
+                Request::Tap { reader, badge } => {
+                    let input = self.resolver.from_text(reader.as_deref(), &badge).await;
+                    let response = self.ask(input).await;
+                    write.write_all(encode_response(response).as_bytes()).await?;
+                }
+                Request::Admin { admin } => {
+                    let description = format!("{admin:?}");
+                    let sent = self.engine.send(EngineMsg::Input(Input::Admin(admin))).await;
+                    let response = match sent {
+                        Ok(()) => Response::Done { message: format!("sent {description}") },
+                        Err(_) => Response::Error { message: "the engine is stopping".into() },
+                    };
+                    write.write_all(encode_response(response).as_bytes()).await?;
+                }
+                Request::Enroll { .. } => {
+                    let message = "supervised enrolment is not available in this version: import the badge with `badgedock badges import`".to_string();
+                    write.write_all(encode_response(Response::Error { message }).as_bytes()).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn ask(&self, input: Input) -> Response {
+        if let Input::BadRead { reason, .. } = &input {
+            let reason = reason.clone();
+            let _ = self.engine.send(EngineMsg::Input(input)).await;
+            return Response::Error { message: format!("badge not read: {reason}") };
+        }
+        let (reply, answer) = oneshot::channel();
+        if self.engine.send(EngineMsg::Ask { input, reply }).await.is_err() {
+            return Response::Error { message: "the engine is stopping".into() };
+        }
+        match tokio::time::timeout(Duration::from_secs(10), answer).await {
+            Ok(Ok(decision)) => Response::Decision { decision },
+            _ => Response::Error { message: "the engine did not answer: check `journalctl -u badgedock`".into() },
+        }
+    }
+
+    fn is_admin(&self, stream: &UnixStream) -> bool {
+        let Ok(credentials) = stream.peer_cred() else {
+            return false;
+        };
+        let uid = Uid::from_raw(credentials.uid());
+        if uid.is_root() || uid == Uid::effective() {
+            return true;
+        }
+        let Some(admin_gid) = self.admin_gid else {
+            return false;
+        };
+        if Gid::from_raw(credentials.gid()) == admin_gid {
+            return true;
+        }
+        // Supplementary groups of the peer's user.
+        match User::from_uid(uid) {
+            Ok(Some(user)) => std::ffi::CString::new(user.name)
+                .ok()
+                .and_then(|name| nix::unistd::getgrouplist(&name, user.gid).ok())
+                .is_some_and(|groups| groups.contains(&admin_gid)),
+            _ => false,
+        }
+    }
+}

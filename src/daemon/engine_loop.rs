@@ -1,0 +1,153 @@
+//! The engine loop: one task owns the [`Engine`]; every input arrives on one bounded
+//! channel, is stamped with the time, handled, and its effects performed in order. A
+//! `Commit` is written to the store and acknowledged before the snapshot is published or
+//! a tap is answered (invariant: durable before shown). The loop also pings the systemd
+//! watchdog, so a wedged loop stops the pings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::checkout::{Effect, Engine, Input, Snapshot, TapDecision};
+use crate::daemon::systemd::Notifier;
+use crate::daemon::{now, FeedbackSink};
+use crate::domain::DeviceKey;
+use crate::mdm::{Mdm, UemClient};
+use crate::store::Store;
+
+/// A message for the engine loop.
+#[derive(Debug)]
+pub enum EngineMsg {
+    /// An input nobody waits on.
+    Input(Input),
+    /// An input whose tap decision someone waits for (the control socket's `tap`).
+    Ask {
+        /// The input (a tap).
+        input: Input,
+        /// Answered once the tap is durably recorded.
+        reply: oneshot::Sender<TapDecision>,
+    },
+}
+
+/// How deep the engine's inbox is; senders wait when it is full (backpressure).
+pub const INBOX_CAPACITY: usize = 256;
+
+/// The task that owns the engine.
+pub struct EngineTask {
+    /// The state machine.
+    pub engine: Engine,
+    /// Where inputs arrive.
+    pub inbox: mpsc::Receiver<EngineMsg>,
+    /// A sender into the same inbox, for lookups that answer later.
+    pub inbox_tx: mpsc::Sender<EngineMsg>,
+    /// The durable store.
+    pub store: Store,
+    /// Workspace ONE, for device lookups.
+    pub mdm: Arc<UemClient>,
+    /// Where snapshots are published.
+    pub snapshots: watch::Sender<Snapshot>,
+    /// Wakes the outbox worker after new work is committed.
+    pub outbox_wake: Arc<Notify>,
+    /// Beeps and LEDs.
+    pub feedback: FeedbackSink,
+    /// systemd.
+    pub notifier: Notifier,
+    /// Stops the loop.
+    pub cancel: CancellationToken,
+}
+
+impl EngineTask {
+    /// Runs until cancelled, or until the store refuses a commit (then the daemon must
+    /// stop: the store is the truth and a restart rebuilds from it).
+    pub async fn run(mut self, initial: Vec<Effect>) -> anyhow::Result<()> {
+        self.perform(initial, None).await?;
+        self.publish();
+        let watchdog = self.notifier.watchdog_interval();
+        let mut last_ping = tokio::time::Instant::now();
+        loop {
+            let deadline_wait = self
+                .engine
+                .next_deadline()
+                .map(|deadline| Duration::from_millis(deadline.millis_since(now()).max(0) as u64 + 1))
+                .unwrap_or(Duration::from_secs(3600));
+            let ping_wait = watchdog
+                .map(|interval| interval.saturating_sub(last_ping.elapsed()))
+                .unwrap_or(Duration::from_secs(3600));
+            let message = tokio::select! {
+                () = self.cancel.cancelled() => break,
+                message = self.inbox.recv() => match message {
+                    Some(message) => Some(message),
+                    None => break,
+                },
+                () = tokio::time::sleep(deadline_wait.min(ping_wait)) => None,
+            };
+            let (input, reply) = match message {
+                Some(EngineMsg::Input(input)) => (input, None),
+                Some(EngineMsg::Ask { input, reply }) => (input, Some(reply)),
+                None => (Input::Tick, None),
+            };
+            let effects = self.engine.handle(now(), input);
+            self.perform(effects, reply).await?;
+            self.publish();
+            if let Some(interval) = watchdog {
+                if last_ping.elapsed() >= interval {
+                    self.notifier.watchdog();
+                    last_ping = tokio::time::Instant::now();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn publish(&self) {
+        self.snapshots.send_replace(self.engine.snapshot());
+    }
+
+    async fn perform(&mut self, effects: Vec<Effect>, mut reply: Option<oneshot::Sender<TapDecision>>) -> anyhow::Result<()> {
+        for effect in effects {
+            match effect {
+                Effect::Commit(commit) => {
+                    let mut attempt = 0;
+                    loop {
+                        match self.store.commit(commit.clone()).await {
+                            Ok(()) => break,
+                            Err(err) if attempt < 3 => {
+                                attempt += 1;
+                                tracing::error!(cause = %err, attempt, "store commit failed; retrying");
+                                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                            }
+                            Err(err) => {
+                                return Err(anyhow::Error::new(err).context(
+                                    "cannot write the station's state; stopping so that a restart rebuilds from the store",
+                                ));
+                            }
+                        }
+                    }
+                }
+                Effect::Identify { device } => self.identify(device),
+                Effect::Feedback { reader, ok } => (self.feedback)(&reader, ok),
+                Effect::WakeOutbox => self.outbox_wake.notify_one(),
+                Effect::Decision(decision) => {
+                    if let Some(reply) = reply.take() {
+                        let _ = reply.send(decision);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn identify(&self, device: DeviceKey) {
+        let mdm = Arc::clone(&self.mdm);
+        let inbox = self.inbox_tx.clone();
+        tokio::spawn(async move {
+            let result = mdm.lookup_device(&device).await.map_err(|err| err.to_string());
+            if let Err(message) = &result {
+                tracing::warn!(device = %device, cause = %message, "Workspace ONE could not identify a docked device");
+            }
+            let _ = inbox.send(EngineMsg::Input(Input::DeviceIdentified { device, result })).await;
+        });
+    }
+}

@@ -1,0 +1,3 @@
+//! Shared test harnesses. Each area keeps its own file here.
+
+pub mod station;
