@@ -30,8 +30,10 @@ if [ "${BADGEDOCK_UDEV_NS:-}" != 1 ]; then
 fi
 
 scratch=$1
+# udevadm test writes the device's database entry under /run/udev: give it a private /run.
+mount -t tmpfs tmpfs /run
 mount --bind "$scratch/rules" /etc/udev/rules.d
-for dir in /usr/lib/udev/rules.d /lib/udev/rules.d /run/udev/rules.d /usr/local/lib/udev/rules.d; do
+for dir in /usr/lib/udev/rules.d /lib/udev/rules.d /usr/local/lib/udev/rules.d; do
     if [ -d "$dir" ] && ! mountpoint -q "$dir"; then mount --bind "$scratch/empty" "$dir"; fi
 done
 mount --bind "$scratch/group" /etc/group

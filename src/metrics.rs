@@ -25,7 +25,8 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 /// Histogram buckets for one Workspace ONE call, in seconds. A SaaS call is usually well
 /// under a second; an API admin backed by Active Directory adds about 2 s per call, and
 /// the client gives up after `uem.request-timeout-ms` (20 s by default).
-pub const MDM_LATENCY_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0];
+pub const MDM_LATENCY_BUCKETS: &[f64] =
+    &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0];
 
 const TAPS: &str = "badgedock_taps_total";
 const CHECKOUTS: &str = "badgedock_checkouts_total";
@@ -88,7 +89,9 @@ pub fn install(listen: SocketAddr) -> Result<(), MetricsError> {
                 INSTALLED.store(false, Ordering::SeqCst);
             }
             Err(match err {
-                BuildError::FailedToCreateHTTPListener(reason) => MetricsError::Listen { listen, reason },
+                BuildError::FailedToCreateHTTPListener(reason) => {
+                    MetricsError::Listen { listen, reason }
+                }
                 BuildError::FailedToSetGlobalRecorder(_) => MetricsError::AlreadyInstalled,
                 other => MetricsError::Exporter(other.to_string()),
             })
@@ -126,7 +129,11 @@ pub fn mdm_latency(seconds: f64, result: &str) {
 
 /// A configured reader came or went.
 pub fn reader_online(reader: &str, online: bool) {
-    metrics::gauge!(READER_ONLINE, "reader" => reader.to_string()).set(if online { 1.0 } else { 0.0 });
+    metrics::gauge!(READER_ONLINE, "reader" => reader.to_string()).set(if online {
+        1.0
+    } else {
+        0.0
+    });
 }
 
 /// An error of a given kind (a short fixed word such as `mdm`, `store`, `reader`,
@@ -137,14 +144,32 @@ pub fn error(kind: &str) {
 
 fn describe() {
     use metrics::Unit;
-    metrics::describe_counter!(TAPS, Unit::Count, "Badge taps, by what the station decided.");
+    metrics::describe_counter!(
+        TAPS,
+        Unit::Count,
+        "Badge taps, by what the station decided."
+    );
     metrics::describe_counter!(CHECKOUTS, Unit::Count, "Completed check-outs.");
     metrics::describe_counter!(CHECKINS, Unit::Count, "Completed check-ins.");
-    metrics::describe_gauge!(OUTBOX_DEPTH, Unit::Count, "Workspace ONE actions waiting in the outbox.");
-    metrics::describe_histogram!(MDM_LATENCY, Unit::Seconds, "Duration of one Workspace ONE API call, by result.");
-    metrics::describe_gauge!(READER_ONLINE, "1 while the configured reader is present, else 0.");
+    metrics::describe_gauge!(
+        OUTBOX_DEPTH,
+        Unit::Count,
+        "Workspace ONE actions waiting in the outbox."
+    );
+    metrics::describe_histogram!(
+        MDM_LATENCY,
+        Unit::Seconds,
+        "Duration of one Workspace ONE API call, by result."
+    );
+    metrics::describe_gauge!(
+        READER_ONLINE,
+        "1 while the configured reader is present, else 0."
+    );
     metrics::describe_counter!(ERRORS, Unit::Count, "Errors, by kind.");
-    metrics::describe_gauge!(BUILD_INFO, "Always 1; the label carries the badgedock version.");
+    metrics::describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the label carries the badgedock version."
+    );
 }
 
 #[cfg(test)]
@@ -174,7 +199,10 @@ mod tests {
 
         let listen = free_port();
         install(listen).expect("a failed install can be retried on another port");
-        assert!(matches!(install(free_port()), Err(MetricsError::AlreadyInstalled)));
+        assert!(matches!(
+            install(free_port()),
+            Err(MetricsError::AlreadyInstalled)
+        ));
 
         tap("checkout");
         tap("checkout");
@@ -215,9 +243,18 @@ mod tests {
             "# TYPE badgedock_mdm_latency_seconds histogram",
             "# HELP badgedock_taps_total Badge taps, by what the station decided.",
         ] {
-            assert!(body.lines().any(|l| l == line), "missing line {line:?} in scrape:\n{body}");
+            assert!(
+                body.lines().any(|l| l == line),
+                "missing line {line:?} in scrape:\n{body}"
+            );
         }
-        let build_info = format!("badgedock_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
-        assert!(body.lines().any(|l| l == build_info), "missing {build_info:?} in:\n{body}");
+        let build_info = format!(
+            "badgedock_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(
+            body.lines().any(|l| l == build_info),
+            "missing {build_info:?} in:\n{body}"
+        );
     }
 }
