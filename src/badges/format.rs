@@ -17,9 +17,7 @@ pub struct FormatRule {
 
 /// A format string in the config that is not a rule.
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error(
-    "unknown badge format {0:?}: use hex, hex-reversed, decimal, decimal-reversed or wiegand26"
-)]
+#[error("unknown badge format {0:?}: use hex, hex-reversed, decimal, decimal-reversed or wiegand26")]
 pub struct FormatRuleError(pub String);
 
 /// A badge that the rule cannot turn into a number (wrong kind of read, bad parity…).
@@ -31,9 +29,7 @@ impl FormatRule {
     /// Parses a rule from its config text.
     pub fn parse(text: &str) -> Result<FormatRule, FormatRuleError> {
         match text {
-            "hex" => Ok(FormatRule {
-                text: text.to_string(),
-            }),
+            "hex" => Ok(FormatRule { text: text.to_string() }),
             other => Err(FormatRuleError(other.to_string())),
         }
     }

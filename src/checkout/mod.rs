@@ -57,11 +57,7 @@ pub struct Engine {
 impl Engine {
     /// Rebuilds the engine from what the store kept, returning the effects that restart
     /// unfinished work (device lookups).
-    pub fn restore(
-        config: EngineConfig,
-        persisted: Persisted,
-        now: Timestamp,
-    ) -> (Engine, Vec<Effect>) {
+    pub fn restore(config: EngineConfig, persisted: Persisted, now: Timestamp) -> (Engine, Vec<Effect>) {
         let _ = persisted;
         (Engine { config, now }, Vec::new())
     }
@@ -92,11 +88,7 @@ impl Engine {
             slots: Vec::new(),
             loans: Vec::new(),
             readers: Vec::new(),
-            mdm: MdmView {
-                reachable: None,
-                waiting: 0,
-                last_error: None,
-            },
+            mdm: MdmView { reachable: None, waiting: 0, last_error: None },
             events: Vec::new(),
             open_reservations: 0,
         }

@@ -208,10 +208,7 @@ impl DeviceCommand {
     /// Wipes must never be sent twice: after a crash the worker first asks Workspace ONE
     /// whether the wipe is already pending.
     pub fn is_idempotent(self) -> bool {
-        !matches!(
-            self,
-            DeviceCommand::EnterpriseWipe | DeviceCommand::DeviceWipe
-        )
+        !matches!(self, DeviceCommand::EnterpriseWipe | DeviceCommand::DeviceWipe)
     }
 }
 

@@ -290,11 +290,7 @@ pub fn parse(path: &Path, text: &str, env: &LoadEnv) -> Result<Config, ConfigErr
             message: err.message().trim().to_string(),
         }],
     })?;
-    let mut checker = Checker {
-        text,
-        env,
-        problems: Vec::new(),
-    };
+    let mut checker = Checker { text, env, problems: Vec::new() };
     let config = checker.resolve(path, raw);
     if checker.problems.is_empty() {
         if let Some(config) = config {
@@ -303,10 +299,7 @@ pub fn parse(path: &Path, text: &str, env: &LoadEnv) -> Result<Config, ConfigErr
     }
     let mut problems = checker.problems;
     problems.sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
-    Err(ConfigError {
-        path: path.to_path_buf(),
-        problems,
-    })
+    Err(ConfigError { path: path.to_path_buf(), problems })
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -322,20 +315,11 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn problem<T>(
-        &mut self,
-        at: Option<&Spanned<T>>,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) {
+    fn problem<T>(&mut self, at: Option<&Spanned<T>>, key: impl Into<String>, message: impl Into<String>) {
         let line = at
             .filter(|spanned| spanned.span().end > 0)
             .map(|spanned| line_of(self.text, spanned.span().start));
-        self.problems.push(Problem {
-            line,
-            key: key.into(),
-            message: message.into(),
-        });
+        self.problems.push(Problem { line, key: key.into(), message: message.into() });
     }
 
     fn secret(&mut self, key: &str, path: &Path, base: &Path) -> Option<Secret> {
@@ -344,11 +328,7 @@ impl Checker<'_> {
             if let Ok(text) = std::fs::read_to_string(candidate) {
                 let value = text.trim_end_matches(['\n', '\r']).to_string();
                 if value.is_empty() {
-                    self.problem::<()>(
-                        None,
-                        key,
-                        format!("{} is empty: put the secret in it", candidate.display()),
-                    );
+                    self.problem::<()>(None, key, format!("{} is empty: put the secret in it", candidate.display()));
                     return None;
                 }
                 return Some(Secret::new(value));
@@ -386,39 +366,20 @@ impl Checker<'_> {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let station = StationConfig {
             name: raw.station.name.clone(),
-            state_dir: raw
-                .station
-                .state_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("/var/lib/badgedock")),
+            state_dir: raw.station.state_dir.clone().unwrap_or_else(|| PathBuf::from("/var/lib/badgedock")),
             control_socket: raw
                 .station
                 .control_socket
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("/run/badgedock/control.sock")),
-            admin_group: raw
-                .station
-                .admin_group
-                .as_ref()
-                .map(|g| g.get_ref().clone()),
+            admin_group: raw.station.admin_group.as_ref().map(|g| g.get_ref().clone()),
         };
         if station.name.trim().is_empty() {
-            self.problem::<()>(
-                None,
-                "station.name",
-                "is empty: name the station as the nurses know it",
-            );
+            self.problem::<()>(None, "station.name", "is empty: name the station as the nurses know it");
         }
 
-        let android_user_change = raw
-            .uem
-            .as_ref()
-            .map(|u| u.android_enrollment_user_change)
-            .unwrap_or(false);
-        let uem = raw
-            .uem
-            .as_ref()
-            .and_then(|uem| self.resolve_uem(uem, &base));
+        let android_user_change = raw.uem.as_ref().map(|u| u.android_enrollment_user_change).unwrap_or(false);
+        let uem = raw.uem.as_ref().and_then(|uem| self.resolve_uem(uem, &base));
         let staging_user = match &raw.uem {
             Some(uem) => Username::new(uem.staging_user.get_ref().trim()),
             None => Username::new("staging"),
@@ -429,30 +390,17 @@ impl Checker<'_> {
         let directory = self.resolve_directory(raw.directory.as_ref(), &base);
         let policy = Policy {
             allowed_groups: raw.policy.allowed_groups.clone(),
-            deny_badges: raw
-                .policy
-                .deny_badges
-                .iter()
-                .map(|b| BadgeNumber::new(b.trim()))
-                .collect(),
+            deny_badges: raw.policy.deny_badges.iter().map(|b| BadgeNumber::new(b.trim())).collect(),
             deny_users: raw.policy.deny_users.clone(),
         };
         let engine = self.resolve_engine(&raw, &station, &dock, staging_user, android_user_change);
-        let metrics_listen =
-            raw.metrics
-                .listen
-                .as_ref()
-                .and_then(|listen| match listen.get_ref().parse() {
-                    Ok(addr) => Some(addr),
-                    Err(_) => {
-                        self.problem(
-                            Some(listen),
-                            "metrics.listen",
-                            "is not an address:port, e.g. 127.0.0.1:9464",
-                        );
-                        None
-                    }
-                });
+        let metrics_listen = raw.metrics.listen.as_ref().and_then(|listen| match listen.get_ref().parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.problem(Some(listen), "metrics.listen", "is not an address:port, e.g. 127.0.0.1:9464");
+                None
+            }
+        });
         Some(Config {
             path: path.to_path_buf(),
             station,
@@ -462,33 +410,18 @@ impl Checker<'_> {
             directory: directory?,
             policy,
             engine,
-            dashboard: DashboardConfig {
-                admin: raw.dashboard.admin,
-            },
+            dashboard: DashboardConfig { admin: raw.dashboard.admin },
             metrics_listen,
         })
     }
 
     fn resolve_uem(&mut self, uem: &file::UemFile, base: &Path) -> Option<UemConfig> {
-        let base_url = uem
-            .base_url
-            .get_ref()
-            .trim()
-            .trim_end_matches('/')
-            .to_string();
+        let base_url = uem.base_url.get_ref().trim().trim_end_matches('/').to_string();
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            self.problem(
-                Some(&uem.base_url),
-                "uem.base-url",
-                "must start with https:// (the tenant's API server, asNNNN.awmdm.com)",
-            );
+            self.problem(Some(&uem.base_url), "uem.base-url", "must start with https:// (the tenant's API server, asNNNN.awmdm.com)");
         }
         if uem.staging_user.get_ref().trim().is_empty() {
-            self.problem(
-                Some(&uem.staging_user),
-                "uem.staging-user",
-                "is empty: name the multi-user staging account devices are enrolled to",
-            );
+            self.problem(Some(&uem.staging_user), "uem.staging-user", "is empty: name the multi-user staging account devices are enrolled to");
         }
         let tenant_code = uem
             .tenant_code_file
@@ -496,66 +429,38 @@ impl Checker<'_> {
             .and_then(|p| self.secret("uem.tenant-code-file", p, base));
         let auth = match uem.auth.kind.get_ref().as_str() {
             "oauth" => {
-                let token_url = uem
-                    .auth
-                    .token_url
-                    .as_ref()
-                    .map(|u| u.get_ref().trim().to_string());
+                let token_url = uem.auth.token_url.as_ref().map(|u| u.get_ref().trim().to_string());
                 if token_url.is_none() {
                     self.problem(Some(&uem.auth.kind), "uem.auth.token-url", "is missing: the region's token URL, e.g. https://na.uemauth.workspaceone.com/connect/token");
                 }
                 if uem.auth.client_id.is_none() {
-                    self.problem(
-                        Some(&uem.auth.kind),
-                        "uem.auth.client-id",
-                        "is missing: the OAuth client id from the Workspace ONE console",
-                    );
+                    self.problem(Some(&uem.auth.kind), "uem.auth.client-id", "is missing: the OAuth client id from the Workspace ONE console");
                 }
                 let secret = match &uem.auth.client_secret_file {
                     Some(p) => self.secret("uem.auth.client-secret-file", p, base),
                     None => {
-                        self.problem(
-                            Some(&uem.auth.kind),
-                            "uem.auth.client-secret-file",
-                            "is missing: a file holding the OAuth client secret",
-                        );
+                        self.problem(Some(&uem.auth.kind), "uem.auth.client-secret-file", "is missing: a file holding the OAuth client secret");
                         None
                     }
                 };
                 match (token_url, uem.auth.client_id.clone(), secret) {
                     (Some(token_url), Some(client_id), Some(client_secret)) => {
-                        Some(UemAuth::OAuth {
-                            token_url,
-                            client_id,
-                            client_secret,
-                        })
+                        Some(UemAuth::OAuth { token_url, client_id, client_secret })
                     }
                     _ => None,
                 }
             }
             "basic" => {
                 if uem.auth.username.is_none() {
-                    self.problem(
-                        Some(&uem.auth.kind),
-                        "uem.auth.username",
-                        "is missing: the API admin account",
-                    );
+                    self.problem(Some(&uem.auth.kind), "uem.auth.username", "is missing: the API admin account");
                 }
                 if tenant_code.is_none() && uem.tenant_code_file.is_none() {
-                    self.problem(
-                        Some(&uem.auth.kind),
-                        "uem.tenant-code-file",
-                        "is missing: basic auth needs the REST API key (aw-tenant-code)",
-                    );
+                    self.problem(Some(&uem.auth.kind), "uem.tenant-code-file", "is missing: basic auth needs the REST API key (aw-tenant-code)");
                 }
                 let password = match &uem.auth.password_file {
                     Some(p) => self.secret("uem.auth.password-file", p, base),
                     None => {
-                        self.problem(
-                            Some(&uem.auth.kind),
-                            "uem.auth.password-file",
-                            "is missing: a file holding the API account's password",
-                        );
+                        self.problem(Some(&uem.auth.kind), "uem.auth.password-file", "is missing: a file holding the API account's password");
                         None
                     }
                 };
@@ -565,11 +470,7 @@ impl Checker<'_> {
                 }
             }
             other => {
-                self.problem(
-                    Some(&uem.auth.kind),
-                    "uem.auth.kind",
-                    format!("{other:?} is not a kind: use \"oauth\" or \"basic\""),
-                );
+                self.problem(Some(&uem.auth.kind), "uem.auth.kind", format!("{other:?} is not a kind: use \"oauth\" or \"basic\""));
                 None
             }
         };
@@ -597,39 +498,21 @@ impl Checker<'_> {
             let key = format!("reader[{index}]");
             let name = reader.name.get_ref().trim().to_string();
             if name.is_empty() || name == "control" {
-                self.problem(
-                    Some(&reader.name),
-                    format!("{key}.name"),
-                    "must be a non-empty name other than \"control\"",
-                );
+                self.problem(Some(&reader.name), format!("{key}.name"), "must be a non-empty name other than \"control\"");
             }
             if !names.insert(name.clone()) {
-                self.problem(
-                    Some(&reader.name),
-                    format!("{key}.name"),
-                    format!("{name:?} is used by another reader: names must be unique"),
-                );
+                self.problem(Some(&reader.name), format!("{key}.name"), format!("{name:?} is used by another reader: names must be unique"));
             }
             let kind = match reader.kind.get_ref().as_str() {
                 "pcsc" => Some(ReaderKind::Pcsc),
                 "hid" => Some(ReaderKind::Hid),
                 "wedge" => Some(ReaderKind::Wedge),
                 other => {
-                    self.problem(
-                        Some(&reader.kind),
-                        format!("{key}.kind"),
-                        format!(
-                            "{other:?} is not a reader kind: use \"pcsc\", \"hid\" or \"wedge\""
-                        ),
-                    );
+                    self.problem(Some(&reader.kind), format!("{key}.kind"), format!("{other:?} is not a reader kind: use \"pcsc\", \"hid\" or \"wedge\""));
                     None
                 }
             };
-            let matcher = reader
-                .match_
-                .as_ref()
-                .map(|m| m.get_ref().trim().to_string())
-                .unwrap_or_default();
+            let matcher = reader.match_.as_ref().map(|m| m.get_ref().trim().to_string()).unwrap_or_default();
             if matches!(kind, Some(ReaderKind::Hid | ReaderKind::Wedge)) && !is_vid_pid(&matcher) {
                 self.problem(
                     reader.match_.as_ref().or(Some(&reader.kind)),
@@ -640,11 +523,7 @@ impl Checker<'_> {
             let format = match FormatRule::parse(reader.format.get_ref()) {
                 Ok(rule) => Some(rule),
                 Err(err) => {
-                    self.problem(
-                        Some(&reader.format),
-                        format!("{key}.format"),
-                        err.to_string(),
-                    );
+                    self.problem(Some(&reader.format), format!("{key}.format"), err.to_string());
                     None
                 }
             };
@@ -664,12 +543,7 @@ impl Checker<'_> {
 
     fn resolve_dock(&mut self, dock: Option<&file::DockFile>) -> DockConfig {
         let Some(dock) = dock else {
-            return DockConfig {
-                sysfs_root: PathBuf::from("/sys"),
-                rescan_ms: 1_000,
-                flap_ms: 2_000,
-                slots: Vec::new(),
-            };
+            return DockConfig { sysfs_root: PathBuf::from("/sys"), rescan_ms: 1_000, flap_ms: 2_000, slots: Vec::new() };
         };
         let mut labels = BTreeSet::new();
         let mut ports = BTreeSet::new();
@@ -678,88 +552,47 @@ impl Checker<'_> {
             let value = slot.get_ref();
             let key = format!("dock.slots[{index}]");
             if value.label.trim().is_empty() {
-                self.problem(
-                    Some(slot),
-                    format!("{key}.label"),
-                    "is empty: use the label printed on the cabinet",
-                );
+                self.problem(Some(slot), format!("{key}.label"), "is empty: use the label printed on the cabinet");
             } else if !labels.insert(value.label.trim().to_string()) {
-                self.problem(
-                    Some(slot),
-                    format!("{key}.label"),
-                    format!("{:?} names two slots: labels must be unique", value.label),
-                );
+                self.problem(Some(slot), format!("{key}.label"), format!("{:?} names two slots: labels must be unique", value.label));
             }
             if !is_port_path(value.port.trim()) {
                 self.problem(Some(slot), format!("{key}.port"), format!("{:?} is not a USB port path such as \"1-1.4.2\" (see /sys/bus/usb/devices)", value.port));
             } else if !ports.insert(value.port.trim().to_string()) {
-                self.problem(
-                    Some(slot),
-                    format!("{key}.port"),
-                    format!("{:?} is given to two slots", value.port),
-                );
+                self.problem(Some(slot), format!("{key}.port"), format!("{:?} is given to two slots", value.port));
             }
-            slots.push(SlotConfig {
-                label: SlotLabel::new(value.label.trim()),
-                port: PortPath::new(value.port.trim()),
-            });
+            slots.push(SlotConfig { label: SlotLabel::new(value.label.trim()), port: PortPath::new(value.port.trim()) });
         }
         DockConfig {
-            sysfs_root: dock
-                .sysfs_root
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("/sys")),
+            sysfs_root: dock.sysfs_root.clone().unwrap_or_else(|| PathBuf::from("/sys")),
             rescan_ms: dock.rescan_ms.unwrap_or(1_000).max(50),
             flap_ms: dock.flap_ms.unwrap_or(2_000),
             slots,
         }
     }
 
-    fn resolve_directory(
-        &mut self,
-        directory: Option<&file::DirectoryFile>,
-        base: &Path,
-    ) -> Option<DirectoryConfig> {
+    fn resolve_directory(&mut self, directory: Option<&file::DirectoryFile>, base: &Path) -> Option<DirectoryConfig> {
         let Some(directory) = directory else {
-            return Some(DirectoryConfig::File {
-                path: PathBuf::from("/etc/badgedock/badges.csv"),
-            });
+            return Some(DirectoryConfig::File { path: PathBuf::from("/etc/badgedock/badges.csv") });
         };
-        let relative = |p: &PathBuf| {
-            if p.is_relative() {
-                base.join(p)
-            } else {
-                p.clone()
-            }
-        };
+        let relative = |p: &PathBuf| if p.is_relative() { base.join(p) } else { p.clone() };
         match directory.kind.get_ref().as_str() {
             "file" => match &directory.path {
-                Some(path) => Some(DirectoryConfig::File {
-                    path: relative(path),
-                }),
+                Some(path) => Some(DirectoryConfig::File { path: relative(path) }),
                 None => {
-                    self.problem(
-                        Some(&directory.kind),
-                        "directory.path",
-                        "is missing: the badge CSV file (badge,username,display-name)",
-                    );
+                    self.problem(Some(&directory.kind), "directory.path", "is missing: the badge CSV file (badge,username,display-name)");
                     None
                 }
             },
             "http" => {
-                let url = directory
-                    .url
-                    .as_ref()
-                    .map(|u| u.get_ref().trim().to_string());
+                let url = directory.url.as_ref().map(|u| u.get_ref().trim().to_string());
                 match url {
-                    Some(url) if url.contains("{badge}") && url.starts_with("http") => {
-                        Some(DirectoryConfig::Http {
-                            url,
-                            timeout_ms: directory.timeout_ms.unwrap_or(2_000),
-                            cache_ttl_seconds: directory.cache_ttl_seconds.unwrap_or(3_600),
-                            ca_file: directory.ca_file.as_ref().map(relative),
-                        })
-                    }
+                    Some(url) if url.contains("{badge}") && url.starts_with("http") => Some(DirectoryConfig::Http {
+                        url,
+                        timeout_ms: directory.timeout_ms.unwrap_or(2_000),
+                        cache_ttl_seconds: directory.cache_ttl_seconds.unwrap_or(3_600),
+                        ca_file: directory.ca_file.as_ref().map(relative),
+                    }),
                     _ => {
                         self.problem(directory.url.as_ref().or(Some(&directory.kind)), "directory.url", "must be an http(s) URL containing {badge}, e.g. https://idm.example/badge/{badge}");
                         None
@@ -767,41 +600,24 @@ impl Checker<'_> {
                 }
             }
             "ldap" => {
-                let url = directory
-                    .url
-                    .as_ref()
-                    .map(|u| u.get_ref().trim().to_string());
+                let url = directory.url.as_ref().map(|u| u.get_ref().trim().to_string());
                 let url = match url {
-                    Some(url) if url.starts_with("ldap://") || url.starts_with("ldaps://") => {
-                        Some(url)
-                    }
+                    Some(url) if url.starts_with("ldap://") || url.starts_with("ldaps://") => Some(url),
                     _ => {
-                        self.problem(
-                            directory.url.as_ref().or(Some(&directory.kind)),
-                            "directory.url",
-                            "must be an ldap:// or ldaps:// URL",
-                        );
+                        self.problem(directory.url.as_ref().or(Some(&directory.kind)), "directory.url", "must be an ldap:// or ldaps:// URL");
                         None
                     }
                 };
                 let base_dn = directory.base_dn.clone();
                 if base_dn.is_none() {
-                    self.problem(
-                        Some(&directory.kind),
-                        "directory.base-dn",
-                        "is missing: where to search, e.g. OU=Staff,DC=hospital,DC=example",
-                    );
+                    self.problem(Some(&directory.kind), "directory.base-dn", "is missing: where to search, e.g. OU=Staff,DC=hospital,DC=example");
                 }
                 let bind_password = directory
                     .bind_password_file
                     .as_ref()
                     .and_then(|p| self.secret("directory.bind-password-file", p, base));
                 if directory.bind_dn.is_some() && directory.bind_password_file.is_none() {
-                    self.problem(
-                        Some(&directory.kind),
-                        "directory.bind-password-file",
-                        "is missing: bind-dn needs a password file",
-                    );
+                    self.problem(Some(&directory.kind), "directory.bind-password-file", "is missing: bind-dn needs a password file");
                 }
                 Some(DirectoryConfig::Ldap(LdapConfig {
                     url: url?,
@@ -812,33 +628,15 @@ impl Checker<'_> {
                     bind_dn: directory.bind_dn.clone(),
                     bind_password,
                     base_dn: base_dn?,
-                    badge_attribute: directory
-                        .badge_attribute
-                        .clone()
-                        .unwrap_or_else(|| "employeeBadgeNumber".into()),
-                    username_attribute: directory
-                        .username_attribute
-                        .clone()
-                        .unwrap_or_else(|| "sAMAccountName".into()),
-                    display_name_attribute: directory
-                        .display_name_attribute
-                        .clone()
-                        .unwrap_or_else(|| "displayName".into()),
-                    group_attribute: directory
-                        .group_attribute
-                        .clone()
-                        .unwrap_or_else(|| "memberOf".into()),
+                    badge_attribute: directory.badge_attribute.clone().unwrap_or_else(|| "employeeBadgeNumber".into()),
+                    username_attribute: directory.username_attribute.clone().unwrap_or_else(|| "sAMAccountName".into()),
+                    display_name_attribute: directory.display_name_attribute.clone().unwrap_or_else(|| "displayName".into()),
+                    group_attribute: directory.group_attribute.clone().unwrap_or_else(|| "memberOf".into()),
                     enroller_group: directory.enroller_group.clone(),
                 }))
             }
             other => {
-                self.problem(
-                    Some(&directory.kind),
-                    "directory.kind",
-                    format!(
-                        "{other:?} is not a directory kind: use \"file\", \"ldap\" or \"http\""
-                    ),
-                );
+                self.problem(Some(&directory.kind), "directory.kind", format!("{other:?} is not a directory kind: use \"file\", \"ldap\" or \"http\""));
                 None
             }
         }
@@ -857,21 +655,13 @@ impl Checker<'_> {
             None | Some("tap") => AssignAt::Tap,
             Some("undock") => AssignAt::Undock,
             Some(other) => {
-                self.problem(
-                    checkout.assign_at.as_ref(),
-                    "checkout.assign-at",
-                    format!("{other:?} is not a choice: use \"tap\" or \"undock\""),
-                );
+                self.problem(checkout.assign_at.as_ref(), "checkout.assign-at", format!("{other:?} is not a choice: use \"tap\" or \"undock\""));
                 AssignAt::Tap
             }
         };
         let overdue_hours = checkout.overdue_hours.unwrap_or(14.0);
         if !(overdue_hours > 0.0 && overdue_hours < 24.0 * 14.0) {
-            self.problem::<()>(
-                None,
-                "checkout.overdue-hours",
-                "must be between 0 and 336 hours",
-            );
+            self.problem::<()>(None, "checkout.overdue-hours", "must be between 0 and 336 hours");
         }
         let mut checkout_steps = default_steps(true);
         let mut checkin_steps = default_steps(false);
@@ -884,11 +674,7 @@ impl Checker<'_> {
                     "apple" | "ios" => Platform::Apple,
                     "android" => Platform::Android,
                     other => {
-                        self.problem::<()>(
-                            None,
-                            format!("workflow.{phase}.{other}"),
-                            "is not a platform: use \"apple\" or \"android\"",
-                        );
+                        self.problem::<()>(None, format!("workflow.{phase}.{other}"), "is not a platform: use \"apple\" or \"android\"");
                         continue;
                     }
                 };
@@ -896,12 +682,8 @@ impl Checker<'_> {
                 for step in steps {
                     match parse_step(step.get_ref()) {
                         Ok(parsed_step) => {
-                            let user_change = matches!(
-                                parsed_step,
-                                WorkflowStep::AssignUser | WorkflowStep::AssignStagingUser
-                            );
-                            if platform == Platform::Android && user_change && !android_user_change
-                            {
+                            let user_change = matches!(parsed_step, WorkflowStep::AssignUser | WorkflowStep::AssignStagingUser);
+                            if platform == Platform::Android && user_change && !android_user_change {
                                 self.problem(
                                     Some(step),
                                     format!("workflow.{phase}.android"),
@@ -910,11 +692,7 @@ impl Checker<'_> {
                             }
                             parsed.push(parsed_step);
                         }
-                        Err(message) => self.problem(
-                            Some(step),
-                            format!("workflow.{phase}.{platform_name}"),
-                            message,
-                        ),
+                        Err(message) => self.problem(Some(step), format!("workflow.{phase}.{platform_name}"), message),
                     }
                 }
                 target.insert(platform, parsed);
@@ -922,11 +700,7 @@ impl Checker<'_> {
         }
         let reservation_seconds = checkout.reservation_seconds.unwrap_or(60);
         if reservation_seconds < 5 {
-            self.problem::<()>(
-                None,
-                "checkout.reservation-seconds",
-                "must be at least 5: a nurse needs time to reach the slot",
-            );
+            self.problem::<()>(None, "checkout.reservation-seconds", "must be at least 5: a nurse needs time to reach the slot");
         }
         EngineConfig {
             station: station.name.clone(),
@@ -946,9 +720,7 @@ impl Checker<'_> {
 /// The workflows used when the config names none: Apple devices get the enrolment-user
 /// change plus a sync; Android devices only a sync (see `uem.android-enrollment-user-change`).
 pub fn default_steps(checkout: bool) -> BTreeMap<Platform, Vec<WorkflowStep>> {
-    let sync = WorkflowStep::Command {
-        command: DeviceCommand::SyncDevice,
-    };
+    let sync = WorkflowStep::Command { command: DeviceCommand::SyncDevice };
     let apple = if checkout {
         vec![WorkflowStep::AssignUser, sync.clone()]
     } else {
@@ -961,9 +733,7 @@ pub fn default_steps(checkout: bool) -> BTreeMap<Platform, Vec<WorkflowStep>> {
 /// `webhook:https://…`.
 pub fn parse_step(text: &str) -> Result<WorkflowStep, String> {
     let (name, argument) = match text.split_once(':') {
-        Some((name, argument)) if !name.starts_with("webhook") || name == "webhook" => {
-            (name.trim(), Some(argument.trim()))
-        }
+        Some((name, argument)) if !name.starts_with("webhook") || name == "webhook" => (name.trim(), Some(argument.trim())),
         _ => (text.trim(), None),
     };
     let command = |command| Ok(WorkflowStep::Command { command });
@@ -994,12 +764,7 @@ pub fn parse_step(text: &str) -> Result<WorkflowStep, String> {
 fn is_vid_pid(text: &str) -> bool {
     match text.split_once(':') {
         Some((vid, pid)) => {
-            vid.len() == 4
-                && pid.len() == 4
-                && vid
-                    .chars()
-                    .chain(pid.chars())
-                    .all(|c| c.is_ascii_hexdigit())
+            vid.len() == 4 && pid.len() == 4 && vid.chars().chain(pid.chars()).all(|c| c.is_ascii_hexdigit())
         }
         None => false,
     }
@@ -1013,9 +778,7 @@ fn is_port_path(text: &str) -> bool {
     !bus.is_empty()
         && bus.chars().all(|c| c.is_ascii_digit())
         && !ports.is_empty()
-        && ports
-            .split('.')
-            .all(|port| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()))
+        && ports.split('.').all(|port| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -1023,11 +786,7 @@ mod tests {
     use super::*;
 
     fn check(text: &str) -> Result<Config, ConfigError> {
-        parse(
-            Path::new("/etc/badgedock/test.toml"),
-            text,
-            &LoadEnv::default(),
-        )
+        parse(Path::new("/etc/badgedock/test.toml"), text, &LoadEnv::default())
     }
 
     #[test]
@@ -1048,17 +807,9 @@ mod tests {
         assert!(keys.contains(&"dock.slots[1].label"), "{err}");
         assert!(keys.contains(&"dock.slots[1].port"), "{err}");
         assert!(keys.contains(&"checkout.assign-at"), "{err}");
-        let kind = err
-            .problems
-            .iter()
-            .find(|p| p.key == "reader[0].kind")
-            .expect("kind problem");
+        let kind = err.problems.iter().find(|p| p.key == "reader[0].kind").expect("kind problem");
         assert_eq!(kind.line, Some(6));
-        let assign = err
-            .problems
-            .iter()
-            .find(|p| p.key == "checkout.assign-at")
-            .expect("assign problem");
+        let assign = err.problems.iter().find(|p| p.key == "checkout.assign-at").expect("assign problem");
         assert_eq!(assign.line, Some(13));
     }
 
@@ -1085,9 +836,7 @@ mod tests {
         );
         assert_eq!(
             parse_step("webhook:https://x.example/hook"),
-            Ok(WorkflowStep::Webhook {
-                url: "https://x.example/hook".into()
-            })
+            Ok(WorkflowStep::Webhook { url: "https://x.example/hook".into() })
         );
         assert!(parse_step("erase-everything").is_err());
     }

@@ -97,9 +97,7 @@ pub enum Response {
 #[derive(Debug, Error)]
 pub enum ControlError {
     /// The daemon is not running or the socket is not reachable.
-    #[error(
-        "cannot reach the badgedock daemon at {path}: {source} (is badgedock.service running?)"
-    )]
+    #[error("cannot reach the badgedock daemon at {path}: {source} (is badgedock.service running?)")]
     Connect {
         /// The socket path.
         path: String,
@@ -122,11 +120,7 @@ pub enum ControlError {
 }
 
 /// Sends one request and reads one answer.
-pub async fn request(
-    path: &Path,
-    request: Request,
-    timeout: Duration,
-) -> Result<Response, ControlError> {
+pub async fn request(path: &Path, request: Request, timeout: Duration) -> Result<Response, ControlError> {
     let exchange = async {
         let stream = connect(path).await?;
         let (read, mut write) = stream.into_split();
@@ -152,10 +146,7 @@ impl Subscription {
         let stream = connect(path).await?;
         let (read, mut write) = stream.into_split();
         send(&mut write, Request::Subscribe).await?;
-        Ok(Subscription {
-            lines: BufReader::new(read).lines(),
-            _write: write,
-        })
+        Ok(Subscription { lines: BufReader::new(read).lines(), _write: write })
     }
 
     /// The next snapshot; `Err(Closed)` when the daemon went away.
@@ -163,45 +154,31 @@ impl Subscription {
         match read_response(&mut self.lines).await? {
             Response::Snapshot { snapshot } => Ok(*snapshot),
             Response::Error { message } => Err(ControlError::Protocol(message)),
-            other => Err(ControlError::Protocol(format!(
-                "unexpected answer {other:?}"
-            ))),
+            other => Err(ControlError::Protocol(format!("unexpected answer {other:?}"))),
         }
     }
 }
 
 async fn connect(path: &Path) -> Result<UnixStream, ControlError> {
-    UnixStream::connect(path)
-        .await
-        .map_err(|source| ControlError::Connect {
-            path: path.display().to_string(),
-            source,
-        })
+    UnixStream::connect(path).await.map_err(|source| ControlError::Connect {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
-async fn send(
-    write: &mut tokio::net::unix::OwnedWriteHalf,
-    request: Request,
-) -> Result<(), ControlError> {
-    let line = RequestLine {
-        v: PROTOCOL_VERSION,
-        request,
-    };
-    let mut text =
-        serde_json::to_string(&line).map_err(|err| ControlError::Protocol(err.to_string()))?;
+async fn send(write: &mut tokio::net::unix::OwnedWriteHalf, request: Request) -> Result<(), ControlError> {
+    let line = RequestLine { v: PROTOCOL_VERSION, request };
+    let mut text = serde_json::to_string(&line).map_err(|err| ControlError::Protocol(err.to_string()))?;
     text.push('\n');
     write.write_all(text.as_bytes()).await?;
     Ok(())
 }
 
-async fn read_response(
-    lines: &mut Lines<BufReader<OwnedReadHalf>>,
-) -> Result<Response, ControlError> {
+async fn read_response(lines: &mut Lines<BufReader<OwnedReadHalf>>) -> Result<Response, ControlError> {
     let Some(line) = lines.next_line().await? else {
         return Err(ControlError::Closed);
     };
-    let parsed: ResponseLine =
-        serde_json::from_str(&line).map_err(|err| ControlError::Protocol(err.to_string()))?;
+    let parsed: ResponseLine = serde_json::from_str(&line).map_err(|err| ControlError::Protocol(err.to_string()))?;
     if parsed.v != PROTOCOL_VERSION {
         return Err(ControlError::Protocol(format!(
             "daemon speaks protocol version {}, this client {PROTOCOL_VERSION}: install matching versions",
@@ -213,8 +190,7 @@ async fn read_response(
 
 /// Parses one request line (server side).
 pub fn parse_request(line: &str) -> Result<Request, String> {
-    let parsed: RequestLine =
-        serde_json::from_str(line).map_err(|err| format!("unreadable request: {err}"))?;
+    let parsed: RequestLine = serde_json::from_str(line).map_err(|err| format!("unreadable request: {err}"))?;
     if parsed.v != PROTOCOL_VERSION {
         return Err(format!(
             "client speaks protocol version {}, daemon {PROTOCOL_VERSION}: install matching versions",
@@ -226,10 +202,7 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
 
 /// Encodes one answer line, newline included (server side).
 pub fn encode_response(response: Response) -> String {
-    let line = ResponseLine {
-        v: PROTOCOL_VERSION,
-        response,
-    };
+    let line = ResponseLine { v: PROTOCOL_VERSION, response };
     let mut text = serde_json::to_string(&line).unwrap_or_else(|err| {
         format!("{{\"v\":{PROTOCOL_VERSION},\"type\":\"error\",\"message\":\"cannot encode answer: {err}\"}}")
     });
