@@ -360,7 +360,7 @@ fn parse_udev_rules(text: &str) -> Result<Vec<Rule>, String> {
         let mut rest = line;
         while !rest.is_empty() {
             let op_at = rest
-                .find(|c| matches!(c, '=' | '!' | '+' | '-' | ':'))
+                .find(['=', '!', '+', '-', ':'])
                 .ok_or_else(|| format!("line {line_no}: no operator in {rest:?}"))?;
             let key = rest[..op_at].trim();
             let after_key = &rest[op_at..];
