@@ -710,14 +710,19 @@ fn deploy_debian_package_installs_in_a_bookworm_root() {
     assert!(chroot.path("/usr/bin/badgedock").is_file());
     chroot.sh("/usr/bin/badgedock --help >/dev/null").ok();
 
-    // systemd's own view of the installed unit, in the root where ExecStart= and
+    // systemd's own view of the installed units, in the root where ExecStart= and
     // pcscd.socket exist.
-    let verify = chroot.sh("systemd-analyze verify /usr/lib/systemd/system/badgedock.service 2>&1");
-    assert!(
-        verify.output.status.success() && verify.stdout().trim().is_empty(),
-        "installed unit does not verify:\n{}",
-        verify.transcript()
-    );
+    for unit in unit_files() {
+        let name = unit.file_name().unwrap().to_string_lossy().into_owned();
+        let verify = chroot.sh(&format!(
+            "systemd-analyze verify /usr/lib/systemd/system/{name} 2>&1"
+        ));
+        assert!(
+            verify.output.status.success() && verify.stdout().trim().is_empty(),
+            "installed {name} does not verify:\n{}",
+            verify.transcript()
+        );
+    }
 
     // The operator's steps from docs/OPERATIONS.md: config from the example, secrets
     // root-only, check-config.
