@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod directory;
 pub mod dock;
 pub mod mdm;
+pub mod metrics;
 pub mod readers;
 pub mod store;
 pub mod uemsim;

@@ -7,4 +7,5 @@ mod cli;
 mod crash;
 mod daemon;
 mod demo;
+mod deploy;
 mod tidy;
