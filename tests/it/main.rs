@@ -8,4 +8,5 @@ mod crash;
 mod daemon;
 mod demo;
 mod deploy;
+mod store;
 mod tidy;

@@ -1,0 +1,182 @@
+//! The store's typed error: every variant names the database file and says what to do.
+//!
+//! Callers branch on few of these (the daemon refuses to start on any of them, the
+//! outbox worker logs and retries), so the variants are chosen for the operator reading
+//! the message: which file, what the store was doing, and the next step.
+
+use std::path::PathBuf;
+
+use crate::checkout::ActionId;
+
+/// Something the store could not do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The directory meant to hold the database could not be created.
+    #[error(
+        "cannot create the directory {path} for the badgedock store: {source}; \
+         create it and make it writable by the badgedock user"
+    )]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// SQLite could not open the file or set it up (WAL, pragmas).
+    #[error(
+        "cannot open the badgedock store {path}: {source}; check that the file and its \
+         directory are writable by the badgedock user and that the disk is not full"
+    )]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The file is an SQLite database, but not one badgedock wrote.
+    #[error(
+        "{path} is not a badgedock store (it holds other tables); point station.state-dir \
+         at a directory of its own"
+    )]
+    Foreign {
+        /// The database file.
+        path: PathBuf,
+    },
+
+    /// The file was written by a newer badgedock whose schema this build does not know.
+    #[error(
+        "the badgedock store {path} has schema version {found}, newer than the {supported} \
+         this badgedock understands; upgrade badgedock (or restore a backup made by this \
+         version) instead of downgrading the data"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// The file's `user_version`.
+        found: i64,
+        /// The newest version this build can migrate to.
+        supported: i64,
+    },
+
+    /// A schema migration failed; the file is left at its previous version.
+    #[error(
+        "cannot migrate the badgedock store {path} to schema version {version}: {source}; \
+         the file was left unchanged, check the disk and file permissions and start again"
+    )]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// The version being applied.
+        version: i64,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// Another process kept the database locked for longer than the busy timeout.
+    #[error(
+        "the badgedock store {path} stayed locked by another process for {timeout_ms} ms \
+         while trying to {operation}; stop the other badgedock command and try again"
+    )]
+    Busy {
+        /// The database file.
+        path: PathBuf,
+        /// What the store was doing.
+        operation: &'static str,
+        /// How long it waited.
+        timeout_ms: u64,
+    },
+
+    /// An SQLite statement failed. Nothing of the failed transaction was written.
+    #[error(
+        "the badgedock store {path} could not {operation}: {source}; nothing of this \
+         change was written; check that the disk is not full and the file is writable"
+    )]
+    Sql {
+        /// The database file.
+        path: PathBuf,
+        /// What the store was doing.
+        operation: &'static str,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A stored record could not be decoded.
+    #[error(
+        "the badgedock store {path} holds a {what} that cannot be read ({source}); the file \
+         was edited by hand or written by an incompatible badgedock; restore a backup"
+    )]
+    Decode {
+        /// The database file.
+        path: PathBuf,
+        /// Which kind of record.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A record could not be encoded as JSON (a bug; records are plain data).
+    #[error("cannot encode a {what} for the badgedock store {path}: {source}; this is a bug, please report it")]
+    Encode {
+        /// The database file.
+        path: PathBuf,
+        /// Which kind of record.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The outbox worker referred to an action the store does not hold.
+    #[error(
+        "the badgedock store {path} has no outbox action {id}; the worker and the store \
+         disagree, which is a bug: restart badgedock and report it"
+    )]
+    UnknownAction {
+        /// The database file.
+        path: PathBuf,
+        /// The action.
+        id: u64,
+    },
+
+    /// Writing the audit export failed.
+    #[error("cannot write the audit export of {path}: {source}; check where the output goes")]
+    Export {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: csv::Error,
+    },
+
+    /// The store thread could not be started.
+    #[error("cannot start the thread for the badgedock store {path}: {source}; the system is out of resources, free some and start again")]
+    Thread {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The store's thread has stopped (closed, or it panicked).
+    #[error("the badgedock store {path} is closed; restart badgedock")]
+    Closed {
+        /// The database file.
+        path: PathBuf,
+    },
+}
+
+impl StoreError {
+    /// Builds [`StoreError::UnknownAction`].
+    pub(crate) fn unknown_action(path: PathBuf, id: ActionId) -> StoreError {
+        StoreError::UnknownAction { path, id: id.0 }
+    }
+}
