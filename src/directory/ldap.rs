@@ -394,6 +394,10 @@ impl LdapDirectory {
                 "{}: the search base {:?} does not exist: check directory.base-dn",
                 self.shown_url, self.config.base_dn
             ),
+            RC_INSUFFICIENT_ACCESS if self.config.bind_dn.is_none() => format!(
+                "{}: anonymous searches of {:?} are refused: set directory.bind-dn to a service account",
+                self.shown_url, self.config.base_dn
+            ),
             RC_INSUFFICIENT_ACCESS => format!(
                 "{}: the service account may not search {:?}: grant it read access",
                 self.shown_url, self.config.base_dn
