@@ -90,7 +90,9 @@ fn parse(text: &str) -> Result<(Vec<BadgeRow>, Vec<RowError>), RowError> {
         Ok(headers) => headers.clone(),
         Err(err) => {
             return Err(RowError {
-                line: err.position().map_or(1, |p| line_at(text, p.byte())),
+                line: err
+                    .position()
+                    .map_or(1, |p| LineCursor::default().line_at(text, p.byte())),
                 message: format!("cannot read the header ({err}): {HEADER_HELP}"),
             })
         }
@@ -150,6 +152,7 @@ fn parse(text: &str) -> Result<(Vec<BadgeRow>, Vec<RowError>), RowError> {
         });
     };
 
+    let mut cursor = LineCursor::default();
     let mut rows: Vec<BadgeRow> = Vec::new();
     let mut first_line_of: HashMap<String, usize> = HashMap::new();
     for record in reader.records() {
@@ -157,7 +160,7 @@ fn parse(text: &str) -> Result<(Vec<BadgeRow>, Vec<RowError>), RowError> {
             Ok(record) => record,
             Err(err) => {
                 errors.push(RowError {
-                    line: err.position().map_or(0, |p| line_at(text, p.byte())),
+                    line: err.position().map_or(0, |p| cursor.line_at(text, p.byte())),
                     message: format!(
                         "cannot be read as CSV ({}); the row is ignored",
                         csv_error_kind(&err)
@@ -166,7 +169,9 @@ fn parse(text: &str) -> Result<(Vec<BadgeRow>, Vec<RowError>), RowError> {
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| line_at(text, p.byte()));
+        let line = record
+            .position()
+            .map_or(0, |p| cursor.line_at(text, p.byte()));
         if record.iter().all(str::is_empty) {
             continue;
         }
@@ -266,29 +271,49 @@ fn csv_error_kind(err: &csv::Error) -> &'static str {
     }
 }
 
-/// The 1-based line where the record read from byte `offset` starts. The csv crate's
-/// offset can point at blank or comment lines it skipped before the record (and its
-/// own line count skips blank lines), so those are stepped over here.
-fn line_at(text: &str, offset: u64) -> usize {
-    let bytes = text.as_bytes();
-    let mut offset = usize::try_from(offset)
-        .unwrap_or(usize::MAX)
-        .min(bytes.len());
-    loop {
-        let rest = &bytes[offset..];
-        let line_len = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |at| at + 1);
-        let line = &rest[..line_len];
-        let content = line.iter().find(|b| !b.is_ascii_whitespace());
-        match content {
-            None if line_len > 0 && offset + line_len < bytes.len() => offset += line_len,
-            Some(b'#') if offset + line_len < bytes.len() => offset += line_len,
-            _ => break,
+/// Turns the csv crate's byte offsets into 1-based line numbers, counting newlines
+/// only between successive offsets (records come in order), so a whole file costs one
+/// pass. The csv crate's own line count skips blank lines, so it is not used.
+#[derive(Default)]
+struct LineCursor {
+    /// Bytes already counted.
+    offset: usize,
+    /// Newlines in `text[..offset]`.
+    newlines: usize,
+}
+
+impl LineCursor {
+    /// The line where the record read from byte `offset` starts. The offset can point at
+    /// blank or comment lines the reader skipped before the record; those are stepped over.
+    fn line_at(&mut self, text: &str, offset: u64) -> usize {
+        let bytes = text.as_bytes();
+        let mut offset = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        loop {
+            let rest = &bytes[offset..];
+            let line_len = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |at| at + 1);
+            let content = rest[..line_len].iter().find(|b| !b.is_ascii_whitespace());
+            let more_follows = offset + line_len < bytes.len();
+            match content {
+                None if line_len > 0 && more_follows => offset += line_len,
+                Some(b'#') if more_follows => offset += line_len,
+                _ => break,
+            }
         }
+        if offset < self.offset {
+            *self = LineCursor::default();
+        }
+        self.newlines += bytes[self.offset..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.offset = offset;
+        self.newlines + 1
     }
-    bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 fn first_content_line(text: &str) -> usize {

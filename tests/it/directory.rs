@@ -11,7 +11,7 @@ use std::path::Path;
 
 use badgedock::badges::Resolution;
 use badgedock::config::{DirectoryConfig, LdapConfig};
-use badgedock::directory::{Directory, DirectoryError};
+use badgedock::directory::{parse_badge_csv, Directory, DirectoryError};
 use badgedock::domain::{BadgeNumber, Username};
 
 use idserver::IdServer;
@@ -206,6 +206,35 @@ fn csv_that_cannot_be_loaded_at_start_is_an_error() {
     std::fs::write(&headerless, "DEADBEEF,alice,Alice\n").unwrap();
     let err = Directory::open(&DirectoryConfig::File { path: headerless }).expect_err("no header");
     assert!(err.to_string().contains("header"), "{err}");
+}
+
+#[tokio::test]
+async fn sample_badge_file_parses_with_line_numbers() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/directory/badges.csv");
+    let text = std::fs::read_to_string(&fixture).unwrap();
+    let (rows, errors) = parse_badge_csv(&text);
+    let good: Vec<(usize, &str)> = rows
+        .iter()
+        .map(|row| (row.line, row.user.username.as_str()))
+        .collect();
+    assert_eq!(good, vec![(3, "alice"), (4, "bob"), (8, "sam")]);
+    assert_eq!(rows[2].user.display_name, "Supervisor, Sam", "quoted field");
+    assert!(rows[2].user.enroller);
+    let bad: Vec<usize> = errors.iter().map(|error| error.line).collect();
+    assert_eq!(bad, vec![5, 6, 7], "{errors:?}");
+
+    let directory = file_directory(&fixture);
+    let problems = directory.problems();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(
+        problems[2].contains("line 7: this badge is already on line 3"),
+        "{problems:?}"
+    );
+    assert_eq!(
+        known(directory.lookup(&badge("DEADBEEF")).await).0,
+        "alice",
+        "the first row wins"
+    );
 }
 
 // ---------------------------------------------------------------- ldap
