@@ -374,6 +374,9 @@ impl LdapDirectory {
     }
 
     fn connection_failure(&self, err: &LdapError) -> String {
+        if matches!(err, LdapError::Timeout { .. }) {
+            return self.no_answer();
+        }
         let text = err.to_string();
         let lowered = text.to_ascii_lowercase();
         if lowered.contains("certificate") || lowered.contains("unknownissuer") {

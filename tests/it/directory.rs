@@ -499,6 +499,41 @@ async fn ldap_answers_are_cached_for_their_lifetime() {
     );
 }
 
+#[tokio::test]
+async fn ldap_server_that_never_answers_is_unavailable_after_the_timeout() {
+    // The kernel accepts the connection into the backlog; nothing ever reads or answers.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ldap://{}", black_hole.local_addr().unwrap());
+    let mut config = LdapConfig {
+        url,
+        starttls: false,
+        ca_file: None,
+        cache_ttl_seconds: 3600,
+        timeout_ms: 300,
+        bind_dn: Some(slapd::SERVICE_DN.into()),
+        bind_password: Some(badgedock::domain::Secret::new(slapd::SERVICE_PASSWORD)),
+        base_dn: slapd::BASE_DN.into(),
+        badge_attribute: "employeeNumber".into(),
+        username_attribute: "uid".into(),
+        display_name_attribute: "displayName".into(),
+        group_attribute: "ou".into(),
+        enroller_group: None,
+    };
+    let reason = unavailable(ldap_directory(&config).lookup(&badge("DEADBEEF")).await);
+    assert!(
+        reason.contains("no answer from") && reason.contains("within 300 ms"),
+        "{reason}"
+    );
+    config.bind_dn = None;
+    config.bind_password = None;
+    let reason = unavailable(ldap_directory(&config).lookup(&badge("DEADBEEF")).await);
+    assert!(
+        reason.contains("within 300 ms"),
+        "search without bind: {reason}"
+    );
+    drop(black_hole);
+}
+
 /// Changes alice's displayName online, as the directory administrator, with ldap3.
 async fn rename_alice(server: &Slapd, display_name: &str) {
     let (connection, mut ldap) = ldap3::LdapConnAsync::new(&server.ldap_url()).await.unwrap();
