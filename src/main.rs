@@ -452,10 +452,7 @@ async fn badges(command: BadgesCommand) -> Result<(), Failure> {
 
 async fn audit_export(config: &Path) -> Result<(), Failure> {
     let store = open_store(config).await?;
-    let csv = store.export_audit_csv().await.context("cannot read the audit log")?;
-    #[allow(clippy::print_stdout)]
-    {
-        print!("{csv}");
-    }
+    let stdout = std::io::stdout();
+    store.export_audit_csv(stdout).await.context("cannot export the audit log")?;
     Ok(())
 }

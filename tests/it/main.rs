@@ -8,5 +8,6 @@ mod crash;
 mod daemon;
 mod demo;
 mod deploy;
+mod directory;
 mod store;
 mod tidy;
