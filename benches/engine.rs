@@ -12,8 +12,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use badgedock::badges::Resolution;
-use badgedock::checkout::{ActionId, ActionOutcome, AssignAt, Effect, Engine, EngineConfig, Input, MdmDeviceInfo, Persisted, TapDecision};
-use badgedock::domain::{BadgeNumber, DeviceKey, Platform, ReaderName, SlotLabel, Timestamp, User, Username};
+use badgedock::checkout::{
+    ActionId, ActionOutcome, AssignAt, Effect, Engine, EngineConfig, Input, MdmDeviceInfo,
+    Persisted, TapDecision,
+};
+use badgedock::domain::{
+    BadgeNumber, DeviceKey, Platform, ReaderName, SlotLabel, Timestamp, User, Username,
+};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -36,7 +41,9 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 fn engine_config(n_slots: usize) -> EngineConfig {
     EngineConfig {
         station: "bench".into(),
-        slots: (1..=n_slots).map(|n| SlotLabel::new(n.to_string())).collect(),
+        slots: (1..=n_slots)
+            .map(|n| SlotLabel::new(n.to_string()))
+            .collect(),
         staging_user: Username::new("staging"),
         max_devices_per_user: 1,
         reservation_ms: 60_000,
@@ -52,52 +59,120 @@ fn bench_handle() {
     let n_slots = 24;
     let mut now = Timestamp(1_700_000_000_000);
     let (mut engine, _) = Engine::restore(engine_config(n_slots), Persisted::default(), now);
-    let devices: Vec<DeviceKey> = (0..n_slots).map(|n| DeviceKey { platform: Platform::Apple, id: format!("{n:024X}") }).collect();
+    let devices: Vec<DeviceKey> = (0..n_slots)
+        .map(|n| DeviceKey {
+            platform: Platform::Apple,
+            id: format!("{n:024X}"),
+        })
+        .collect();
     for (n, device) in devices.iter().enumerate() {
         let slot = SlotLabel::new((n + 1).to_string());
-        engine.handle(now, Input::Docked { slot, device: device.clone() });
-        let info = MdmDeviceInfo { mdm_id: n as i64, name: format!("iPhone {n}"), enrollment_user: Some(Username::new("staging")), wipe_pending: false };
-        engine.handle(now, Input::DeviceIdentified { device: device.clone(), result: Ok(info) });
+        engine.handle(
+            now,
+            Input::Docked {
+                slot,
+                device: device.clone(),
+            },
+        );
+        let info = MdmDeviceInfo {
+            mdm_id: n as i64,
+            name: format!("iPhone {n}"),
+            enrollment_user: Some(Username::new("staging")),
+            wipe_pending: false,
+        };
+        engine.handle(
+            now,
+            Input::DeviceIdentified {
+                device: device.clone(),
+                result: Ok(info),
+            },
+        );
     }
     let mut samples: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     for round in 0..2_000u32 {
         now = now.plus_millis(1_000);
-        let user = User { username: Username::new(format!("nurse{round}")), display_name: format!("Nurse {round}"), groups: vec![], enroller: false };
-        let tap = Input::Tap { reader: ReaderName::new("front"), badge: BadgeNumber::new(format!("{round:08X}")), resolution: Resolution::Known { user } };
+        let user = User {
+            username: Username::new(format!("nurse{round}")),
+            display_name: format!("Nurse {round}"),
+            groups: vec![],
+            enroller: false,
+        };
+        let tap = Input::Tap {
+            reader: ReaderName::new("front"),
+            badge: BadgeNumber::new(format!("{round:08X}")),
+            resolution: Resolution::Known { user },
+        };
         let started = Instant::now();
         let effects = engine.handle(now, tap);
-        samples.entry("handle(tap)").or_default().push(started.elapsed());
+        samples
+            .entry("handle(tap)")
+            .or_default()
+            .push(started.elapsed());
         let mut actions: Vec<ActionId> = Vec::new();
         let mut taken = None;
         for effect in &effects {
             match effect {
                 Effect::Commit(commit) => actions.extend(commit.actions.iter().map(|a| a.id)),
-                Effect::Decision(TapDecision::TakeSlot { slot, device, .. }) => taken = Some((slot.clone(), device.clone())),
+                Effect::Decision(TapDecision::TakeSlot { slot, device, .. }) => {
+                    taken = Some((slot.clone(), device.clone()))
+                }
                 _ => {}
             }
         }
         for action in actions.drain(..) {
             let started = Instant::now();
-            engine.handle(now, Input::ActionSettled { action, outcome: ActionOutcome::Done });
-            samples.entry("handle(settled)").or_default().push(started.elapsed());
+            engine.handle(
+                now,
+                Input::ActionSettled {
+                    action,
+                    outcome: ActionOutcome::Done,
+                },
+            );
+            samples
+                .entry("handle(settled)")
+                .or_default()
+                .push(started.elapsed());
         }
-        let Some((slot, device)) = taken else { continue };
+        let Some((slot, device)) = taken else {
+            continue;
+        };
         let started = Instant::now();
-        engine.handle(now, Input::Undocked { slot: slot.clone(), device: device.clone() });
-        samples.entry("handle(undock)").or_default().push(started.elapsed());
+        engine.handle(
+            now,
+            Input::Undocked {
+                slot: slot.clone(),
+                device: device.clone(),
+            },
+        );
+        samples
+            .entry("handle(undock)")
+            .or_default()
+            .push(started.elapsed());
         let started = Instant::now();
         let effects = engine.handle(now, Input::Docked { slot, device });
-        samples.entry("handle(dock)").or_default().push(started.elapsed());
+        samples
+            .entry("handle(dock)")
+            .or_default()
+            .push(started.elapsed());
         for effect in effects {
             if let Effect::Commit(commit) = effect {
                 for action in commit.actions {
-                    engine.handle(now, Input::ActionSettled { action: action.id, outcome: ActionOutcome::Done });
+                    engine.handle(
+                        now,
+                        Input::ActionSettled {
+                            action: action.id,
+                            outcome: ActionOutcome::Done,
+                        },
+                    );
                 }
             }
         }
         let started = Instant::now();
         let _ = engine.snapshot();
-        samples.entry("snapshot()").or_default().push(started.elapsed());
+        samples
+            .entry("snapshot()")
+            .or_default()
+            .push(started.elapsed());
     }
     for (name, values) in samples {
         report(&format!("engine {name} (24 slots)"), values);
@@ -105,7 +180,11 @@ fn bench_handle() {
 }
 
 fn bench_tap_to_snapshot() {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             println!("tap→snapshot: cannot start a runtime: {err}");
@@ -115,7 +194,11 @@ fn bench_tap_to_snapshot() {
     let result: anyhow::Result<Vec<Duration>> = runtime.block_on(async {
         let station = badgedock::daemon::demo::DemoStation::start().await?;
         let ready = station
-            .wait_for(Duration::from_secs(20), |s| s.slots.iter().all(|slot| slot.state == badgedock::checkout::SlotState::Available))
+            .wait_for(Duration::from_secs(20), |s| {
+                s.slots
+                    .iter()
+                    .all(|slot| slot.state == badgedock::checkout::SlotState::Available)
+            })
             .await;
         anyhow::ensure!(ready, "demo cabinet not ready");
         let mut samples = Vec::new();
@@ -128,7 +211,11 @@ fn bench_tap_to_snapshot() {
             let input = station.daemon.resolver.from_text(None, badge).await;
             let started = Instant::now();
             let (reply, answer) = tokio::sync::oneshot::channel();
-            station.daemon.engine.send(badgedock::daemon::engine_loop::EngineMsg::Ask { input, reply }).await?;
+            station
+                .daemon
+                .engine
+                .send(badgedock::daemon::engine_loop::EngineMsg::Ask { input, reply })
+                .await?;
             snapshots.changed().await?;
             samples.push(started.elapsed());
             let decision = answer.await?;
@@ -136,17 +223,26 @@ fn bench_tap_to_snapshot() {
                 station
                     .daemon
                     .engine
-                    .send(badgedock::daemon::engine_loop::EngineMsg::Input(Input::Admin(badgedock::checkout::AdminCommand::CancelReservation { slot })))
+                    .send(badgedock::daemon::engine_loop::EngineMsg::Input(
+                        Input::Admin(badgedock::checkout::AdminCommand::CancelReservation { slot }),
+                    ))
                     .await?;
             }
             // Let the outbox settle the reversal so the cabinet stays available.
-            station.wait_for(Duration::from_secs(5), |s| s.open_reservations == 0 && s.mdm.waiting == 0).await;
+            station
+                .wait_for(Duration::from_secs(5), |s| {
+                    s.open_reservations == 0 && s.mdm.waiting == 0
+                })
+                .await;
         }
         station.stop().await?;
         Ok(samples)
     });
     match result {
-        Ok(samples) => report("tap → snapshot published (in process, SQLite FULL on disk)", samples),
+        Ok(samples) => report(
+            "tap → snapshot published (in process, SQLite FULL on disk)",
+            samples,
+        ),
         Err(err) => println!("tap→snapshot: failed: {err:#}"),
     }
 }

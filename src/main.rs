@@ -26,7 +26,11 @@ mod exit {
 const DEFAULT_CONFIG: &str = "/etc/badgedock/badgedock.toml";
 
 #[derive(Debug, Parser)]
-#[command(name = "badgedock", version, about = "Badge-tap check-out of shared phones at a charging cabinet (Workspace ONE UEM)")]
+#[command(
+    name = "badgedock",
+    version,
+    about = "Badge-tap check-out of shared phones at a charging cabinet (Workspace ONE UEM)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -167,19 +171,28 @@ struct Failure {
 
 impl Failure {
     fn new(code: u8, error: impl Into<anyhow::Error>) -> Failure {
-        Failure { code, error: error.into() }
+        Failure {
+            code,
+            error: error.into(),
+        }
     }
 }
 
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Failure {
-        Failure { code: exit::SOFTWARE, error }
+        Failure {
+            code: exit::SOFTWARE,
+            error,
+        }
     }
 }
 
 impl From<ConfigError> for Failure {
     fn from(error: ConfigError) -> Failure {
-        Failure { code: exit::CONFIG, error: error.into() }
+        Failure {
+            code: exit::CONFIG,
+            error: error.into(),
+        }
     }
 }
 
@@ -195,12 +208,31 @@ fn err_line(text: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet_logs = matches!(cli.command, Command::Demo { headless: false, .. } | Command::Dashboard { .. });
-    logging::init(if quiet_logs { logging::LogTarget::Quiet } else { logging::LogTarget::Auto }, "info");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let quiet_logs = matches!(
+        cli.command,
+        Command::Demo {
+            headless: false,
+            ..
+        } | Command::Dashboard { .. }
+    );
+    logging::init(
+        if quiet_logs {
+            logging::LogTarget::Quiet
+        } else {
+            logging::LogTarget::Auto
+        },
+        "info",
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
-            err_line(&format!("badgedock: cannot start the async runtime: {error}"));
+            err_line(&format!(
+                "badgedock: cannot start the async runtime: {error}"
+            ));
             return ExitCode::from(exit::SOFTWARE);
         }
     };
@@ -222,7 +254,11 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             daemon::RunError::Other(other) => Failure::new(exit_code_for(&other), other),
         }),
         Command::CheckConfig { file } => check_config(&file),
-        Command::Tap { config, reader, badge } => tap(&config, reader, badge).await,
+        Command::Tap {
+            config,
+            reader,
+            badge,
+        } => tap(&config, reader, badge).await,
         Command::Status { config, json } => status(&config, json).await,
         Command::Dashboard { config, ascii } => dashboard(&config, ascii).await,
         Command::Demo { headless, taps } => {
@@ -230,7 +266,10 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
                 let summary = daemon::demo::run_headless(taps).await?;
                 out(&summary.to_string());
                 if summary.failures > 0 {
-                    return Err(Failure::new(exit::SOFTWARE, anyhow::anyhow!("the scripted shift had {} failures", summary.failures)));
+                    return Err(Failure::new(
+                        exit::SOFTWARE,
+                        anyhow::anyhow!("the scripted shift had {} failures", summary.failures),
+                    ));
                 }
                 Ok(())
             } else {
@@ -238,9 +277,16 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             }
         }
         Command::Readers { watch, config } => readers(watch, config.as_deref()).await,
-        Command::UemSim { listen, seed, latency_ms, fault } => uem_sim(&listen, seed, latency_ms, &fault).await,
+        Command::UemSim {
+            listen,
+            seed,
+            latency_ms,
+            fault,
+        } => uem_sim(&listen, seed, latency_ms, &fault).await,
         Command::Badges { command } => badges(command).await,
-        Command::Audit { command: AuditCommand::Export { config, csv: _ } } => audit_export(&config).await,
+        Command::Audit {
+            command: AuditCommand::Export { config, csv: _ },
+        } => audit_export(&config).await,
     }
 }
 
@@ -259,7 +305,9 @@ fn exit_code_for(error: &anyhow::Error) -> u8 {
 }
 
 fn load_config(path: &Path) -> Result<config::Config, Failure> {
-    let env = LoadEnv { credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from) };
+    let env = LoadEnv {
+        credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+    };
     Ok(config::load(path, &env)?)
 }
 
@@ -276,7 +324,11 @@ fn check_config(file: &Path) -> Result<(), Failure> {
             config::DirectoryConfig::Ldap(ldap) => format!("ldap {}", ldap.url),
             config::DirectoryConfig::Http { url, .. } => format!("http {url}"),
         },
-        config.uem.as_ref().map(|u| u.base_url.as_str()).unwrap_or("not configured")
+        config
+            .uem
+            .as_ref()
+            .map(|u| u.base_url.as_str())
+            .unwrap_or("not configured")
     ));
     if config.readers.is_empty() {
         out("note: no [[reader]] configured: taps come only from `badgedock tap`");
@@ -284,36 +336,72 @@ fn check_config(file: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn control_request(config: &Path, request: Request, timeout: Duration) -> Result<Response, Failure> {
+async fn control_request(
+    config: &Path,
+    request: Request,
+    timeout: Duration,
+) -> Result<Response, Failure> {
     let config = load_config(config)?;
     control::request(&config.station.control_socket, request, timeout)
         .await
         .map_err(|err| match &err {
-            control::ControlError::Connect { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
-                Failure::new(exit::NOPERM, anyhow::Error::new(err).context("run as root or as a member of the admin group"))
+            control::ControlError::Connect { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                Failure::new(
+                    exit::NOPERM,
+                    anyhow::Error::new(err)
+                        .context("run as root or as a member of the admin group"),
+                )
             }
             _ => Failure::new(exit::UNAVAILABLE, err),
         })
 }
 
 async fn tap(config: &Path, reader: Option<String>, badge: String) -> Result<(), Failure> {
-    match control_request(config, Request::Tap { reader, badge }, Duration::from_secs(15)).await? {
-        Response::Decision { decision: badgedock::checkout::TapDecision::TakeSlot { display_name, slot, device } } => {
+    match control_request(
+        config,
+        Request::Tap { reader, badge },
+        Duration::from_secs(15),
+    )
+    .await?
+    {
+        Response::Decision {
+            decision:
+                badgedock::checkout::TapDecision::TakeSlot {
+                    display_name,
+                    slot,
+                    device,
+                },
+        } => {
             out(&format!("{display_name}: take slot {slot} ({device})"));
             Ok(())
         }
-        Response::Decision { decision: badgedock::checkout::TapDecision::Refused { reason } } => {
-            Err(Failure::new(exit::REFUSED, anyhow::anyhow!("tap refused: {reason}")))
+        Response::Decision {
+            decision: badgedock::checkout::TapDecision::Refused { reason },
+        } => Err(Failure::new(
+            exit::REFUSED,
+            anyhow::anyhow!("tap refused: {reason}"),
+        )),
+        Response::Error { message } if message.starts_with("permission denied") => {
+            Err(Failure::new(exit::NOPERM, anyhow::anyhow!(message)))
         }
-        Response::Error { message } if message.starts_with("permission denied") => Err(Failure::new(exit::NOPERM, anyhow::anyhow!(message))),
         Response::Error { message } => Err(Failure::new(exit::REFUSED, anyhow::anyhow!(message))),
-        other => Err(Failure::new(exit::SOFTWARE, anyhow::anyhow!("unexpected answer from the daemon: {other:?}"))),
+        other => Err(Failure::new(
+            exit::SOFTWARE,
+            anyhow::anyhow!("unexpected answer from the daemon: {other:?}"),
+        )),
     }
 }
 
 async fn status(config: &Path, json: bool) -> Result<(), Failure> {
-    let Response::Snapshot { snapshot } = control_request(config, Request::Status, Duration::from_secs(5)).await? else {
-        return Err(Failure::new(exit::SOFTWARE, anyhow::anyhow!("unexpected answer from the daemon")));
+    let Response::Snapshot { snapshot } =
+        control_request(config, Request::Status, Duration::from_secs(5)).await?
+    else {
+        return Err(Failure::new(
+            exit::SOFTWARE,
+            anyhow::anyhow!("unexpected answer from the daemon"),
+        ));
     };
     if json {
         out(&serde_json::to_string_pretty(&snapshot).context("cannot encode the status")?);
@@ -326,7 +414,11 @@ async fn status(config: &Path, json: bool) -> Result<(), Failure> {
 async fn dashboard(config: &Path, ascii: bool) -> Result<(), Failure> {
     let config = load_config(config)?;
     let ascii = ascii || std::env::var("TERM").is_ok_and(|term| term == "linux");
-    let options = badgedock::dashboard::DashboardOptions { ascii, admin: config.dashboard.admin, demo_keys: false };
+    let options = badgedock::dashboard::DashboardOptions {
+        ascii,
+        admin: config.dashboard.admin,
+        demo_keys: false,
+    };
     badgedock::dashboard::run_for_socket(config.station.control_socket.clone(), options)
         .await
         .map_err(Failure::from)
@@ -340,7 +432,14 @@ async fn readers(watch: bool, config: Option<&Path>) -> Result<(), Failure> {
     let names = tokio::task::spawn_blocking(badgedock::readers::pcsc::list_readers)
         .await
         .context("reader listing panicked")?
-        .map_err(|err| Failure::new(exit::UNAVAILABLE, anyhow::Error::new(err).context("cannot list PC/SC readers: is pcscd running? (systemctl status pcscd)")))?;
+        .map_err(|err| {
+            Failure::new(
+                exit::UNAVAILABLE,
+                anyhow::Error::new(err).context(
+                    "cannot list PC/SC readers: is pcscd running? (systemctl status pcscd)",
+                ),
+            )
+        })?;
     if names.is_empty() {
         out("no PC/SC readers found");
     }
@@ -366,8 +465,16 @@ async fn readers(watch: bool, config: Option<&Path>) -> Result<(), Failure> {
             }
             for rule in configured.iter().filter(|r| reader.contains(&r.matcher)) {
                 match rule.format.apply(&raw) {
-                    Ok(number) => out(&format!("  configured {:<11} {} (reader {})", rule.format.as_str(), number.expose(), rule.name)),
-                    Err(err) => out(&format!("  configured {:<11} not readable: {err}", rule.format.as_str())),
+                    Ok(number) => out(&format!(
+                        "  configured {:<11} {} (reader {})",
+                        rule.format.as_str(),
+                        number.expose(),
+                        rule.name
+                    )),
+                    Err(err) => out(&format!(
+                        "  configured {:<11} not readable: {err}",
+                        rule.format.as_str()
+                    )),
                 }
             }
         }
@@ -379,15 +486,34 @@ async fn readers(watch: bool, config: Option<&Path>) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn uem_sim(listen: &str, seed: Option<PathBuf>, latency_ms: u64, faults: &[String]) -> Result<(), Failure> {
+async fn uem_sim(
+    listen: &str,
+    seed: Option<PathBuf>,
+    latency_ms: u64,
+    faults: &[String],
+) -> Result<(), Failure> {
     let mut parsed = Vec::new();
     for fault in faults {
-        parsed.push(badgedock::uemsim::parse_fault(fault).map_err(|message| Failure::new(exit::CONFIG, anyhow::anyhow!("--fault {fault:?}: {message}")))?);
+        parsed.push(badgedock::uemsim::parse_fault(fault).map_err(|message| {
+            Failure::new(
+                exit::CONFIG,
+                anyhow::anyhow!("--fault {fault:?}: {message}"),
+            )
+        })?);
     }
-    let options = badgedock::uemsim::SimOptions { seed, latency_ms, faults: parsed, ..Default::default() };
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let options = badgedock::uemsim::SimOptions {
+        seed,
+        latency_ms,
+        faults: parsed,
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr().context("no local address")?;
-    out(&format!("Workspace ONE simulator listening on http://{address}"));
+    out(&format!(
+        "Workspace ONE simulator listening on http://{address}"
+    ));
     badgedock::uemsim::serve(listener, options, async {
         let _ = tokio::signal::ctrl_c().await;
     })
@@ -407,10 +533,16 @@ async fn badges(command: BadgesCommand) -> Result<(), Failure> {
     match command {
         BadgesCommand::Import { config, file } => {
             let store = open_store(&config).await?;
-            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
             let (rows, problems) = badgedock::directory::parse_badge_csv(&text);
             for problem in &problems {
-                err_line(&format!("{}:{}: {}", file.display(), problem.line, problem.message));
+                err_line(&format!(
+                    "{}:{}: {}",
+                    file.display(),
+                    problem.line,
+                    problem.message
+                ));
             }
             let now = daemon::now();
             let badges = rows
@@ -423,28 +555,55 @@ async fn badges(command: BadgesCommand) -> Result<(), Failure> {
                     added_at: now,
                 })
                 .collect();
-            let count = store.upsert_badges(badges).await.context("cannot write the badges")?;
-            out(&format!("imported {count} badge(s); {} row(s) skipped", problems.len()));
+            let count = store
+                .upsert_badges(badges)
+                .await
+                .context("cannot write the badges")?;
+            out(&format!(
+                "imported {count} badge(s); {} row(s) skipped",
+                problems.len()
+            ));
             if !problems.is_empty() {
-                return Err(Failure::new(exit::CONFIG, anyhow::anyhow!("{} row(s) of {} could not be imported", problems.len(), file.display())));
+                return Err(Failure::new(
+                    exit::CONFIG,
+                    anyhow::anyhow!(
+                        "{} row(s) of {} could not be imported",
+                        problems.len(),
+                        file.display()
+                    ),
+                ));
             }
             Ok(())
         }
         BadgesCommand::List { config } => {
             let store = open_store(&config).await?;
-            for badge in store.list_badges().await.context("cannot read the badges")? {
-                out(&format!("{}\t{}\t{}\t{:?}", badge.number, badge.user.username, badge.user.display_name, badge.source));
+            for badge in store
+                .list_badges()
+                .await
+                .context("cannot read the badges")?
+            {
+                out(&format!(
+                    "{}\t{}\t{}\t{:?}",
+                    badge.number, badge.user.username, badge.user.display_name, badge.source
+                ));
             }
             Ok(())
         }
         BadgesCommand::Remove { config, badge } => {
             let store = open_store(&config).await?;
             let number = badgedock::domain::BadgeNumber::new(badge.trim().to_ascii_uppercase());
-            if store.remove_badge(&number).await.context("cannot remove the badge")? {
+            if store
+                .remove_badge(&number)
+                .await
+                .context("cannot remove the badge")?
+            {
                 out(&format!("removed {number}"));
                 Ok(())
             } else {
-                Err(Failure::new(exit::REFUSED, anyhow::anyhow!("no local badge {number}")))
+                Err(Failure::new(
+                    exit::REFUSED,
+                    anyhow::anyhow!("no local badge {number}"),
+                ))
             }
         }
     }
@@ -453,6 +612,9 @@ async fn badges(command: BadgesCommand) -> Result<(), Failure> {
 async fn audit_export(config: &Path) -> Result<(), Failure> {
     let store = open_store(config).await?;
     let stdout = std::io::stdout();
-    store.export_audit_csv(stdout).await.context("cannot export the audit log")?;
+    store
+        .export_audit_csv(stdout)
+        .await
+        .context("cannot export the audit log")?;
     Ok(())
 }

@@ -42,8 +42,12 @@ impl ControlServer {
         resolver: Arc<TapResolver>,
     ) -> anyhow::Result<ControlServer> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create the control socket's directory {}", parent.display()))?;
+            std::fs::create_dir_all(parent).with_context(|| {
+                format!(
+                    "cannot create the control socket's directory {}",
+                    parent.display()
+                )
+            })?;
         }
         if path.exists() {
             // A socket left by a daemon that was killed: nobody answers on it any more.
@@ -53,7 +57,9 @@ impl ControlServer {
                     path.display()
                 );
             }
-            std::fs::remove_file(path).with_context(|| format!("cannot remove the stale control socket {}", path.display()))?;
+            std::fs::remove_file(path).with_context(|| {
+                format!("cannot remove the stale control socket {}", path.display())
+            })?;
         }
         let admin_gid = match admin_group {
             Some(name) => Some(
@@ -65,7 +71,8 @@ impl ControlServer {
             ),
             None => None,
         };
-        let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on the control socket {}", path.display()))?;
+        let listener = UnixListener::bind(path)
+            .with_context(|| format!("cannot listen on the control socket {}", path.display()))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
             .with_context(|| format!("cannot set the mode of {}", path.display()))?;
         if let Some(gid) = admin_gid {
@@ -73,7 +80,14 @@ impl ControlServer {
                 tracing::warn!(cause = %err, "cannot give the control socket to the admin group; only root can use it");
             }
         }
-        Ok(ControlServer { listener, path: path.to_path_buf(), admin_gid, snapshots, engine, resolver })
+        Ok(ControlServer {
+            listener,
+            path: path.to_path_buf(),
+            admin_gid,
+            snapshots,
+            engine,
+            resolver,
+        })
     }
 
     /// Serves until cancelled.
@@ -117,21 +131,33 @@ impl ControlServer {
             let request = match parse_request(&line) {
                 Ok(request) => request,
                 Err(message) => {
-                    write.write_all(encode_response(Response::Error { message }).as_bytes()).await?;
+                    write
+                        .write_all(encode_response(Response::Error { message }).as_bytes())
+                        .await?;
                     continue;
                 }
             };
-            let changes_state = matches!(request, Request::Tap { .. } | Request::Admin { .. } | Request::Enroll { .. });
+            let changes_state = matches!(
+                request,
+                Request::Tap { .. } | Request::Admin { .. } | Request::Enroll { .. }
+            );
             if changes_state && !admin {
                 let message = "permission denied: this command needs root or membership of the station's admin group (station.admin-group)".to_string();
-                write.write_all(encode_response(Response::Error { message }).as_bytes()).await?;
+                write
+                    .write_all(encode_response(Response::Error { message }).as_bytes())
+                    .await?;
                 continue;
             }
             match request {
                 Request::Status => {
                     let snapshot = self.snapshots.borrow().clone();
                     write
-                        .write_all(encode_response(Response::Snapshot { snapshot: Box::new(snapshot) }).as_bytes())
+                        .write_all(
+                            encode_response(Response::Snapshot {
+                                snapshot: Box::new(snapshot),
+                            })
+                            .as_bytes(),
+                        )
                         .await?;
                 }
                 Request::Subscribe => {
@@ -139,7 +165,12 @@ impl ControlServer {
                     loop {
                         let snapshot = snapshots.borrow_and_update().clone();
                         write
-                            .write_all(encode_response(Response::Snapshot { snapshot: Box::new(snapshot) }).as_bytes())
+                            .write_all(
+                                encode_response(Response::Snapshot {
+                                    snapshot: Box::new(snapshot),
+                                })
+                                .as_bytes(),
+                            )
                             .await?;
                         tokio::select! {
                             () = cancel.cancelled() => return Ok(()),
@@ -150,20 +181,33 @@ impl ControlServer {
                 Request::Tap { reader, badge } => {
                     let input = self.resolver.from_text(reader.as_deref(), &badge).await;
                     let response = self.ask(input).await;
-                    write.write_all(encode_response(response).as_bytes()).await?;
+                    write
+                        .write_all(encode_response(response).as_bytes())
+                        .await?;
                 }
                 Request::Admin { admin } => {
                     let description = format!("{admin:?}");
-                    let sent = self.engine.send(EngineMsg::Input(Input::Admin(admin))).await;
+                    let sent = self
+                        .engine
+                        .send(EngineMsg::Input(Input::Admin(admin)))
+                        .await;
                     let response = match sent {
-                        Ok(()) => Response::Done { message: format!("sent {description}") },
-                        Err(_) => Response::Error { message: "the engine is stopping".into() },
+                        Ok(()) => Response::Done {
+                            message: format!("sent {description}"),
+                        },
+                        Err(_) => Response::Error {
+                            message: "the engine is stopping".into(),
+                        },
                     };
-                    write.write_all(encode_response(response).as_bytes()).await?;
+                    write
+                        .write_all(encode_response(response).as_bytes())
+                        .await?;
                 }
                 Request::Enroll { .. } => {
                     let message = "supervised enrolment is not available in this version: import the badge with `badgedock badges import`".to_string();
-                    write.write_all(encode_response(Response::Error { message }).as_bytes()).await?;
+                    write
+                        .write_all(encode_response(Response::Error { message }).as_bytes())
+                        .await?;
                 }
             }
         }
@@ -174,15 +218,26 @@ impl ControlServer {
         if let Input::BadRead { reason, .. } = &input {
             let reason = reason.clone();
             let _ = self.engine.send(EngineMsg::Input(input)).await;
-            return Response::Error { message: format!("badge not read: {reason}") };
+            return Response::Error {
+                message: format!("badge not read: {reason}"),
+            };
         }
         let (reply, answer) = oneshot::channel();
-        if self.engine.send(EngineMsg::Ask { input, reply }).await.is_err() {
-            return Response::Error { message: "the engine is stopping".into() };
+        if self
+            .engine
+            .send(EngineMsg::Ask { input, reply })
+            .await
+            .is_err()
+        {
+            return Response::Error {
+                message: "the engine is stopping".into(),
+            };
         }
         match tokio::time::timeout(Duration::from_secs(10), answer).await {
             Ok(Ok(decision)) => Response::Decision { decision },
-            _ => Response::Error { message: "the engine did not answer: check `journalctl -u badgedock`".into() },
+            _ => Response::Error {
+                message: "the engine did not answer: check `journalctl -u badgedock`".into(),
+            },
         }
     }
 

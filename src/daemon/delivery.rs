@@ -27,7 +27,9 @@ use crate::store::{OutboxRow, Store};
 /// 5-minute cap, or what the server asked for (`Retry-After`, at most an hour).
 pub fn backoff(attempts: u32, retry_after: Option<Duration>) -> Duration {
     if let Some(asked) = retry_after {
-        return asked.min(Duration::from_secs(3600)).max(Duration::from_millis(100));
+        return asked
+            .min(Duration::from_secs(3600))
+            .max(Duration::from_millis(100));
     }
     let exponent = attempts.saturating_sub(1).min(10);
     Duration::from_secs(2u64.saturating_mul(1 << exponent)).min(Duration::from_secs(300))
@@ -41,7 +43,12 @@ const UNAUTHORIZED_RETRY: Duration = Duration::from_secs(300);
 enum Attempt {
     Done,
     Failed(String),
-    Retry { message: String, delay: Duration, pause_all: bool, unreachable: bool },
+    Retry {
+        message: String,
+        delay: Duration,
+        pause_all: bool,
+        unreachable: bool,
+    },
 }
 
 /// The worker.
@@ -79,7 +86,10 @@ impl OutboxTask {
                     Ok(rows) => {
                         for row in rows {
                             let id = row.record.id;
-                            if busy.contains(&id) || reported.contains(&id) || in_flight.len() >= self.concurrency {
+                            if busy.contains(&id)
+                                || reported.contains(&id)
+                                || in_flight.len() >= self.concurrency
+                            {
                                 continue;
                             }
                             busy.insert(id);
@@ -151,7 +161,9 @@ impl OutboxTask {
         let until_unpaused = paused_until
             .map(|until| Duration::from_millis(until.millis_since(now_ts) as u64))
             .unwrap_or_default();
-        until_due.max(until_unpaused).clamp(Duration::from_millis(20), Duration::from_secs(30))
+        until_due
+            .max(until_unpaused)
+            .clamp(Duration::from_millis(20), Duration::from_secs(30))
     }
 }
 
@@ -185,17 +197,24 @@ async fn attempt(mdm: &UemClient, store: &Store, row: OutboxRow) -> Attempt {
     tracing::debug!(action = record.id.0, device = %record.device, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "outbox action attempted");
     match result {
         Ok(()) => Attempt::Done,
-        Err(err) => {
-            match classify(err) {
-                Attempt::Retry { message, delay, pause_all, unreachable } => Attempt::Retry {
-                    message,
-                    delay: if pause_all { delay } else { backoff(row.attempts + 1, None).max(delay) },
-                    pause_all,
-                    unreachable,
+        Err(err) => match classify(err) {
+            Attempt::Retry {
+                message,
+                delay,
+                pause_all,
+                unreachable,
+            } => Attempt::Retry {
+                message,
+                delay: if pause_all {
+                    delay
+                } else {
+                    backoff(row.attempts + 1, None).max(delay)
                 },
-                other => other,
-            }
-        }
+                pause_all,
+                unreachable,
+            },
+            other => other,
+        },
     }
 }
 
@@ -204,12 +223,19 @@ fn classify(err: crate::mdm::MdmError) -> Attempt {
     match err.class() {
         ErrorClass::Transient { retry_after } => Attempt::Retry {
             message,
-            delay: retry_after.map(|asked| backoff(0, Some(asked))).unwrap_or(Duration::ZERO),
+            delay: retry_after
+                .map(|asked| backoff(0, Some(asked)))
+                .unwrap_or(Duration::ZERO),
             pause_all: retry_after.is_some(),
             unreachable: true,
         },
         ErrorClass::Rejected => Attempt::Failed(message),
-        ErrorClass::Unauthorized => Attempt::Retry { message, delay: UNAUTHORIZED_RETRY, pause_all: true, unreachable: true },
+        ErrorClass::Unauthorized => Attempt::Retry {
+            message,
+            delay: UNAUTHORIZED_RETRY,
+            pause_all: true,
+            unreachable: true,
+        },
     }
 }
 
@@ -223,7 +249,13 @@ mod tests {
         assert_eq!(backoff(2, None), Duration::from_secs(4));
         assert_eq!(backoff(5, None), Duration::from_secs(32));
         assert_eq!(backoff(30, None), Duration::from_secs(300));
-        assert_eq!(backoff(3, Some(Duration::from_secs(7))), Duration::from_secs(7));
-        assert_eq!(backoff(3, Some(Duration::from_secs(86_400))), Duration::from_secs(3600));
+        assert_eq!(
+            backoff(3, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            backoff(3, Some(Duration::from_secs(86_400))),
+            Duration::from_secs(3600)
+        );
     }
 }

@@ -37,12 +37,48 @@ pub struct DemoDevice {
 
 /// The demo cabinet: must match the simulator's built-in seed.
 pub const DEMO_DEVICES: &[DemoDevice] = &[
-    DemoDevice { slot: "1", port: "1-1.1", vendor: "05ac", product: "12a8", serial: "00008110000A1B2C3D4E801E" },
-    DemoDevice { slot: "2", port: "1-1.2", vendor: "05ac", product: "12a8", serial: "00008110000B2C3D4E5F602E" },
-    DemoDevice { slot: "3", port: "1-1.3", vendor: "05ac", product: "12a8", serial: "00008030001C3D4E5F60703E" },
-    DemoDevice { slot: "4", port: "1-1.4", vendor: "05ac", product: "12a8", serial: "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678" },
-    DemoDevice { slot: "5", port: "1-2.1", vendor: "04e8", product: "6860", serial: "R58M12ABCDE" },
-    DemoDevice { slot: "6", port: "1-2.2", vendor: "04e8", product: "6860", serial: "R58M34FGHIJ" },
+    DemoDevice {
+        slot: "1",
+        port: "1-1.1",
+        vendor: "05ac",
+        product: "12a8",
+        serial: "00008110000A1B2C3D4E801E",
+    },
+    DemoDevice {
+        slot: "2",
+        port: "1-1.2",
+        vendor: "05ac",
+        product: "12a8",
+        serial: "00008110000B2C3D4E5F602E",
+    },
+    DemoDevice {
+        slot: "3",
+        port: "1-1.3",
+        vendor: "05ac",
+        product: "12a8",
+        serial: "00008030001C3D4E5F60703E",
+    },
+    DemoDevice {
+        slot: "4",
+        port: "1-1.4",
+        vendor: "05ac",
+        product: "12a8",
+        serial: "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
+    },
+    DemoDevice {
+        slot: "5",
+        port: "1-2.1",
+        vendor: "04e8",
+        product: "6860",
+        serial: "R58M12ABCDE",
+    },
+    DemoDevice {
+        slot: "6",
+        port: "1-2.2",
+        vendor: "04e8",
+        product: "6860",
+        serial: "R58M34FGHIJ",
+    },
 ];
 
 /// Demo badges: (badge as the reader renders it, username, display name). Keys 1–9.
@@ -92,7 +128,11 @@ impl fmt::Display for ShiftSummary {
         writeln!(f, "  Workspace ONE calls:  {}", self.mdm_calls)?;
         writeln!(f, "  enrolment changes:    {}", self.enrollment_changes)?;
         writeln!(f, "  failures:             {}", self.failures)?;
-        write!(f, "  elapsed:              {:.1} s", self.elapsed.as_secs_f64())
+        write!(
+            f,
+            "  elapsed:              {:.1} s",
+            self.elapsed.as_secs_f64()
+        )
     }
 }
 
@@ -109,16 +149,32 @@ pub struct DemoStation {
 impl DemoStation {
     /// Writes the demo's files, starts the simulator and the daemon.
     pub async fn start() -> anyhow::Result<DemoStation> {
-        let dir = tempfile::Builder::new().prefix("badgedock-demo-").tempdir().context("cannot create a temporary directory")?;
-        let sim = crate::uemsim::start(SimOptions::default()).await.context("cannot start the Workspace ONE simulator")?;
+        let dir = tempfile::Builder::new()
+            .prefix("badgedock-demo-")
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        let sim = crate::uemsim::start(SimOptions::default())
+            .await
+            .context("cannot start the Workspace ONE simulator")?;
         let config_path = write_demo_files(dir.path(), &sim.url())?;
-        let config = crate::config::load(&config_path, &crate::config::LoadEnv::default()).map_err(anyhow::Error::new)?;
-        let daemon = start(config, StartOptions { notifier: Notifier::disabled(), hardware_readers: false }).await?;
+        let config = crate::config::load(&config_path, &crate::config::LoadEnv::default())
+            .map_err(anyhow::Error::new)?;
+        let daemon = start(
+            config,
+            StartOptions {
+                notifier: Notifier::disabled(),
+                hardware_readers: false,
+            },
+        )
+        .await?;
         Ok(DemoStation { dir, sim, daemon })
     }
 
     fn port_dir(&self, device: &DemoDevice) -> PathBuf {
-        self.dir.path().join("sys/bus/usb/devices").join(device.port)
+        self.dir
+            .path()
+            .join("sys/bus/usb/devices")
+            .join(device.port)
     }
 
     /// Puts a phone in its slot (creates its sysfs port folder).
@@ -138,12 +194,20 @@ impl DemoStation {
         let (reply, answer) = oneshot::channel();
         match input {
             Input::Tap { .. } => {
-                self.daemon.engine.send(EngineMsg::Ask { input, reply }).await.map_err(|_| anyhow::anyhow!("engine stopped"))?;
-                Ok(tokio::time::timeout(Duration::from_secs(10), answer).await.context("no decision within 10 s")??)
+                self.daemon
+                    .engine
+                    .send(EngineMsg::Ask { input, reply })
+                    .await
+                    .map_err(|_| anyhow::anyhow!("engine stopped"))?;
+                Ok(tokio::time::timeout(Duration::from_secs(10), answer)
+                    .await
+                    .context("no decision within 10 s")??)
             }
             other => {
                 let _ = self.daemon.engine.send(EngineMsg::Input(other)).await;
-                Ok(TapDecision::Refused { reason: "badge not read".into() })
+                Ok(TapDecision::Refused {
+                    reason: "badge not read".into(),
+                })
             }
         }
     }
@@ -181,7 +245,10 @@ pub fn write_demo_files(dir: &Path, sim_url: &str) -> anyhow::Result<PathBuf> {
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(path)
     };
-    write("client-secret", &format!("{}\n", crate::uemsim::DEMO_CLIENT_SECRET))?;
+    write(
+        "client-secret",
+        &format!("{}\n", crate::uemsim::DEMO_CLIENT_SECRET),
+    )?;
     let mut csv = String::from("badge,username,display-name,groups\n");
     for (badge, username, display) in DEMO_BADGES {
         csv.push_str(&format!("{badge},{username},{display},nursing\n"));
@@ -242,8 +309,13 @@ reservation-seconds = 30
 
 fn write_port(dir: &Path, device: &DemoDevice) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for (name, value) in [("idVendor", device.vendor), ("idProduct", device.product), ("serial", device.serial)] {
-        std::fs::write(dir.join(name), format!("{value}\n")).with_context(|| format!("cannot write {}/{name}", dir.display()))?;
+    for (name, value) in [
+        ("idVendor", device.vendor),
+        ("idProduct", device.product),
+        ("serial", device.serial),
+    ] {
+        std::fs::write(dir.join(name), format!("{value}\n"))
+            .with_context(|| format!("cannot write {}/{name}", dir.display()))?;
     }
     Ok(())
 }
@@ -253,7 +325,11 @@ fn device_for_slot(slot: &str) -> Option<&'static DemoDevice> {
 }
 
 fn all_ready(snapshot: &Snapshot) -> bool {
-    snapshot.slots.iter().all(|slot| slot.state == SlotState::Available) && snapshot.mdm.waiting == 0
+    snapshot
+        .slots
+        .iter()
+        .all(|slot| slot.state == SlotState::Available)
+        && snapshot.mdm.waiting == 0
 }
 
 /// `badgedock demo --headless --taps N`: a scripted shift, then a summary.
@@ -282,7 +358,11 @@ pub async fn run_headless(n_taps: u32) -> anyhow::Result<ShiftSummary> {
             station.dock(device)?;
             let slot = device.slot;
             if station
-                .wait_for(Duration::from_secs(20), |s| s.slots.iter().any(|v| v.label.as_str() == slot && v.state == SlotState::Available))
+                .wait_for(Duration::from_secs(20), |s| {
+                    s.slots
+                        .iter()
+                        .any(|v| v.label.as_str() == slot && v.state == SlotState::Available)
+                })
                 .await
             {
                 summary.checkins += 1;
@@ -299,7 +379,12 @@ pub async fn run_headless(n_taps: u32) -> anyhow::Result<ShiftSummary> {
                 };
                 station.undock(device)?;
                 let slot_label = slot.clone();
-                if station.wait_for(Duration::from_secs(10), |s| s.loans.iter().any(|l| l.slot == slot_label)).await {
+                if station
+                    .wait_for(Duration::from_secs(10), |s| {
+                        s.loans.iter().any(|l| l.slot == slot_label)
+                    })
+                    .await
+                {
                     summary.checkouts += 1;
                     out.push(device);
                 } else {
@@ -317,7 +402,11 @@ pub async fn run_headless(n_taps: u32) -> anyhow::Result<ShiftSummary> {
         station.dock(device)?;
         let slot = device.slot;
         if station
-            .wait_for(Duration::from_secs(20), |s| s.slots.iter().any(|v| v.label.as_str() == slot && v.state == SlotState::Available))
+            .wait_for(Duration::from_secs(20), |s| {
+                s.slots
+                    .iter()
+                    .any(|v| v.label.as_str() == slot && v.state == SlotState::Available)
+            })
             .await
         {
             summary.checkins += 1;
@@ -330,7 +419,10 @@ pub async fn run_headless(n_taps: u32) -> anyhow::Result<ShiftSummary> {
     }
     let journal = station.sim.journal();
     summary.mdm_calls = journal.len() as u32;
-    summary.enrollment_changes = journal.iter().filter(|entry| entry.is_enrollment_change() && entry.status < 300).count() as u32;
+    summary.enrollment_changes = journal
+        .iter()
+        .filter(|entry| entry.is_enrollment_change() && entry.status < 300)
+        .count() as u32;
     station.stop().await?;
     summary.elapsed = started.elapsed();
     Ok(summary)
@@ -356,8 +448,13 @@ pub async fn run_interactive() -> anyhow::Result<()> {
         let station = Arc::clone(&station);
         tokio::spawn(async move {
             while let Some(command) = command_rx.recv().await {
-                let UiCommand::Tap(key) = command else { continue };
-                let Some((badge, _, _)) = DEMO_BADGES.get(usize::from(key).saturating_sub(1)) else { continue };
+                let UiCommand::Tap(key) = command else {
+                    continue;
+                };
+                let Some((badge, _, _)) = DEMO_BADGES.get(usize::from(key).saturating_sub(1))
+                else {
+                    continue;
+                };
                 if let Ok(TapDecision::TakeSlot { slot, .. }) = station.tap(badge).await {
                     if let Some(device) = device_for_slot(slot.as_str()) {
                         let station = Arc::clone(&station);
@@ -373,7 +470,16 @@ pub async fn run_interactive() -> anyhow::Result<()> {
         })
     };
     let ascii = std::env::var("TERM").is_ok_and(|term| term == "linux");
-    let result = crate::dashboard::run(DashboardOptions { ascii, admin: true, demo_keys: true }, feed_rx, command_tx).await;
+    let result = crate::dashboard::run(
+        DashboardOptions {
+            ascii,
+            admin: true,
+            demo_keys: true,
+        },
+        feed_rx,
+        command_tx,
+    )
+    .await;
     driver.abort();
     feeder.abort();
     if let Ok(station) = Arc::try_unwrap(station) {

@@ -70,7 +70,9 @@ impl EngineTask {
             let deadline_wait = self
                 .engine
                 .next_deadline()
-                .map(|deadline| Duration::from_millis(deadline.millis_since(now()).max(0) as u64 + 1))
+                .map(|deadline| {
+                    Duration::from_millis(deadline.millis_since(now()).max(0) as u64 + 1)
+                })
                 .unwrap_or(Duration::from_secs(3600));
             let ping_wait = watchdog
                 .map(|interval| interval.saturating_sub(last_ping.elapsed()))
@@ -105,7 +107,11 @@ impl EngineTask {
         self.snapshots.send_replace(self.engine.snapshot());
     }
 
-    async fn perform(&mut self, effects: Vec<Effect>, mut reply: Option<oneshot::Sender<TapDecision>>) -> anyhow::Result<()> {
+    async fn perform(
+        &mut self,
+        effects: Vec<Effect>,
+        mut reply: Option<oneshot::Sender<TapDecision>>,
+    ) -> anyhow::Result<()> {
         for effect in effects {
             match effect {
                 Effect::Commit(commit) => {
@@ -143,11 +149,16 @@ impl EngineTask {
         let mdm = Arc::clone(&self.mdm);
         let inbox = self.inbox_tx.clone();
         tokio::spawn(async move {
-            let result = mdm.lookup_device(&device).await.map_err(|err| err.to_string());
+            let result = mdm
+                .lookup_device(&device)
+                .await
+                .map_err(|err| err.to_string());
             if let Err(message) = &result {
                 tracing::warn!(device = %device, cause = %message, "Workspace ONE could not identify a docked device");
             }
-            let _ = inbox.send(EngineMsg::Input(Input::DeviceIdentified { device, result })).await;
+            let _ = inbox
+                .send(EngineMsg::Input(Input::DeviceIdentified { device, result }))
+                .await;
         });
     }
 }

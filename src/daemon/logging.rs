@@ -20,16 +20,22 @@ pub enum LogTarget {
 
 /// Installs the global subscriber. `default_level` applies when `RUST_LOG` is unset.
 pub fn init(target: LogTarget, default_level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
     if under_journal {
         if let Ok(journald) = tracing_journald::layer() {
-            let _ = tracing_subscriber::registry().with(filter).with(journald).try_init();
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(journald)
+                .try_init();
             return;
         }
     }
     if target == LogTarget::Quiet {
-        let _ = tracing_subscriber::registry().with(EnvFilter::new("off")).try_init();
+        let _ = tracing_subscriber::registry()
+            .with(EnvFilter::new("off"))
+            .try_init();
         return;
     }
     let _ = tracing_subscriber::fmt()

@@ -108,13 +108,16 @@ impl RunningDaemon {
         };
         let _ = tokio::time::timeout(deadline, self.tracker.wait()).await;
         for stop in self.blocking {
-            let _ = tokio::time::timeout(Duration::from_secs(2), tokio::task::spawn_blocking(stop)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), tokio::task::spawn_blocking(stop))
+                .await;
         }
         drop(self.store);
         match engine_result {
             Ok(Ok(result)) => result,
             Ok(Err(err)) => Err(anyhow::anyhow!("the engine loop panicked: {err}")),
-            Err(_) => Err(anyhow::anyhow!("the engine loop did not stop within {deadline:?}")),
+            Err(_) => Err(anyhow::anyhow!(
+                "the engine loop did not stop within {deadline:?}"
+            )),
         }
     }
 }
@@ -125,17 +128,29 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         .uem
         .as_ref()
         .context("the config has no [uem] section: badgedock run needs Workspace ONE (see the README's configuration section)")?;
-    std::fs::create_dir_all(&config.station.state_dir)
-        .with_context(|| format!("cannot create station.state-dir {}", config.station.state_dir.display()))?;
+    std::fs::create_dir_all(&config.station.state_dir).with_context(|| {
+        format!(
+            "cannot create station.state-dir {}",
+            config.station.state_dir.display()
+        )
+    })?;
     // One daemon per state directory: a second one would send the same outbox twice.
     let lock = lock_state_dir(&config.station.state_dir)?;
     let store_file = store_path(&config);
     let store = Store::open(&store_file)
         .with_context(|| format!("cannot open the station's store {}", store_file.display()))?;
-    let persisted = store.load().await.context("cannot read the station's state from the store")?;
+    let persisted = store
+        .load()
+        .await
+        .context("cannot read the station's state from the store")?;
     let (engine, initial_effects) = Engine::restore(config.engine.clone(), persisted, now());
-    let mdm = Arc::new(UemClient::new(uem).context("cannot set up the Workspace ONE client (uem section)")?);
-    let directory = Arc::new(Directory::open(&config.directory).context("cannot open the badge directory (directory section)")?);
+    let mdm = Arc::new(
+        UemClient::new(uem).context("cannot set up the Workspace ONE client (uem section)")?,
+    );
+    let directory = Arc::new(
+        Directory::open(&config.directory)
+            .context("cannot open the badge directory (directory section)")?,
+    );
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -157,13 +172,21 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
     // Readers.
     let mut feedback_targets: Vec<FeedbackSink> = Vec::new();
     if options.hardware_readers {
-        let pcsc_readers: Vec<_> = config.readers.iter().filter(|r| r.kind == ReaderKind::Pcsc).cloned().collect();
+        let pcsc_readers: Vec<_> = config
+            .readers
+            .iter()
+            .filter(|r| r.kind == ReaderKind::Pcsc)
+            .cloned()
+            .collect();
         if !pcsc_readers.is_empty() {
-            let handle = crate::readers::pcsc::spawn(pcsc_readers, reader_tx.clone(), cancel.clone())
-                .context("cannot start the PC/SC reader thread")?;
+            let handle =
+                crate::readers::pcsc::spawn(pcsc_readers, reader_tx.clone(), cancel.clone())
+                    .context("cannot start the PC/SC reader thread")?;
             let handle = Arc::new(handle);
             let for_feedback = Arc::clone(&handle);
-            feedback_targets.push(Arc::new(move |reader: &ReaderName, ok: bool| for_feedback.feedback(reader, ok)));
+            feedback_targets.push(Arc::new(move |reader: &ReaderName, ok: bool| {
+                for_feedback.feedback(reader, ok)
+            }));
             blocking.push(Box::new(move || {
                 if let Ok(handle) = Arc::try_unwrap(handle) {
                     handle.join();
@@ -189,13 +212,28 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
     });
 
     // Dock.
-    let dock_handle = crate::dock::spawn(config.dock.clone(), dock_tx, cancel.clone()).context("cannot start the dock watcher")?;
+    let dock_handle = crate::dock::spawn(config.dock.clone(), dock_tx, cancel.clone())
+        .context("cannot start the dock watcher")?;
     blocking.push(Box::new(move || dock_handle.join()));
-    tracker.spawn(forward_dock_events(dock_rx, engine_tx.clone(), cancel.clone()));
+    tracker.spawn(forward_dock_events(
+        dock_rx,
+        engine_tx.clone(),
+        cancel.clone(),
+    ));
 
     // Taps.
-    let resolver = Arc::new(TapResolver::new(&config.readers, Arc::clone(&directory), store.clone(), config.policy.clone()));
-    tracker.spawn(taps::run_reader_events(Arc::clone(&resolver), reader_rx, engine_tx.clone(), cancel.clone()));
+    let resolver = Arc::new(TapResolver::new(
+        &config.readers,
+        Arc::clone(&directory),
+        store.clone(),
+        config.policy.clone(),
+    ));
+    tracker.spawn(taps::run_reader_events(
+        Arc::clone(&resolver),
+        reader_rx,
+        engine_tx.clone(),
+        cancel.clone(),
+    ));
 
     // Outbox.
     let outbox = delivery::OutboxTask {
@@ -232,7 +270,11 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         cancel: cancel.clone(),
     };
     let engine_task = tokio::spawn(engine_task.run(initial_effects));
-    tracker.spawn(status_line_task(snapshot_rx.clone(), options.notifier, cancel.clone()));
+    tracker.spawn(status_line_task(
+        snapshot_rx.clone(),
+        options.notifier,
+        cancel.clone(),
+    ));
 
     Ok(RunningDaemon {
         snapshots: snapshot_rx,
@@ -264,7 +306,11 @@ fn lock_state_dir(state_dir: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs:
     })
 }
 
-async fn forward_dock_events(mut events: mpsc::Receiver<DockEvent>, engine: mpsc::Sender<EngineMsg>, cancel: CancellationToken) {
+async fn forward_dock_events(
+    mut events: mpsc::Receiver<DockEvent>,
+    engine: mpsc::Sender<EngineMsg>,
+    cancel: CancellationToken,
+) {
     loop {
         let event = tokio::select! {
             () = cancel.cancelled() => break,
@@ -286,7 +332,11 @@ async fn forward_dock_events(mut events: mpsc::Receiver<DockEvent>, engine: mpsc
 }
 
 /// Keeps systemd's STATUS= line in step with the station, at most once a second.
-async fn status_line_task(mut snapshots: watch::Receiver<Snapshot>, notifier: Notifier, cancel: CancellationToken) {
+async fn status_line_task(
+    mut snapshots: watch::Receiver<Snapshot>,
+    notifier: Notifier,
+    cancel: CancellationToken,
+) {
     let mut last = String::new();
     loop {
         let line = status_line(&snapshots.borrow_and_update());
@@ -311,7 +361,10 @@ pub fn status_line(snapshot: &Snapshot) -> String {
         .count();
     let readers_online = snapshot.readers.iter().filter(|r| r.online).count();
     let mdm = match snapshot.mdm.reachable {
-        Some(false) => format!("Workspace ONE unreachable, {} waiting", snapshot.mdm.waiting),
+        Some(false) => format!(
+            "Workspace ONE unreachable, {} waiting",
+            snapshot.mdm.waiting
+        ),
         _ => format!("Workspace ONE ok, {} waiting", snapshot.mdm.waiting),
     };
     format!(
@@ -335,11 +388,20 @@ pub enum RunError {
 
 /// `badgedock run --config FILE`.
 pub async fn run(config_path: &Path) -> Result<(), RunError> {
-    let env = crate::config::LoadEnv { credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from) };
+    let env = crate::config::LoadEnv {
+        credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+    };
     let config = crate::config::load(config_path, &env)?;
     let notifier = Notifier::from_env();
     tracing::info!(station = %config.station.name, config = %config_path.display(), "starting");
-    let mut daemon = start(config, StartOptions { notifier, hardware_readers: true }).await?;
+    let mut daemon = start(
+        config,
+        StartOptions {
+            notifier,
+            hardware_readers: true,
+        },
+    )
+    .await?;
     notifier.ready(&status_line(&daemon.snapshots.borrow()));
     tracing::info!("ready");
     let stop_reason = tokio::select! {
@@ -372,7 +434,11 @@ pub fn status_text(snapshot: &Snapshot) -> String {
     use std::fmt::Write as _;
     let mut text = String::new();
     let _ = writeln!(text, "{} — {}", snapshot.station, status_line(snapshot));
-    let _ = writeln!(text, "now: {} — {}", snapshot.instruction.headline, snapshot.instruction.detail);
+    let _ = writeln!(
+        text,
+        "now: {} — {}",
+        snapshot.instruction.headline, snapshot.instruction.detail
+    );
     let _ = writeln!(text, "slots:");
     for slot in &snapshot.slots {
         let device = match (&slot.device, &slot.device_name) {
@@ -386,10 +452,15 @@ pub fn status_text(snapshot: &Snapshot) -> String {
             slot.label.as_str(),
             format!("{:?}", slot.state).to_lowercase(),
             device,
-            slot.mdm_id.map(|id| id.to_string()).unwrap_or_else(|| "-".into()),
+            slot.mdm_id
+                .map(|id| id.to_string())
+                .unwrap_or_else(|| "-".into()),
             slot.holder.as_deref().unwrap_or("-"),
             slot.sync,
-            slot.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
+            slot.note
+                .as_ref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
         );
     }
     let _ = writeln!(text, "out with users:");
@@ -402,7 +473,9 @@ pub fn status_text(snapshot: &Snapshot) -> String {
             "  {} ({}) has {} from slot {}{}",
             loan.holder,
             loan.username,
-            loan.device_name.clone().unwrap_or_else(|| loan.device.to_string()),
+            loan.device_name
+                .clone()
+                .unwrap_or_else(|| loan.device.to_string()),
             loan.slot,
             if loan.overdue { " — OVERDUE" } else { "" }
         );
@@ -417,7 +490,11 @@ pub fn status_text(snapshot: &Snapshot) -> String {
             "  {} {}{}",
             reader.name,
             if reader.online { "online" } else { "OFFLINE" },
-            reader.detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
+            reader
+                .detail
+                .as_ref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
         );
     }
     let _ = writeln!(
@@ -429,7 +506,12 @@ pub fn status_text(snapshot: &Snapshot) -> String {
             Some(false) => "UNREACHABLE",
         },
         snapshot.mdm.waiting,
-        snapshot.mdm.last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+        snapshot
+            .mdm
+            .last_error
+            .as_ref()
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default()
     );
     text
 }

@@ -15,7 +15,9 @@ pub struct Notifier {
 impl Notifier {
     /// Detects whether systemd is listening.
     pub fn from_env() -> Notifier {
-        Notifier { enabled: std::env::var_os("NOTIFY_SOCKET").is_some() }
+        Notifier {
+            enabled: std::env::var_os("NOTIFY_SOCKET").is_some(),
+        }
     }
 
     /// A notifier that never sends (tests, demo).

@@ -32,9 +32,17 @@ pub struct TapResolver {
 
 impl TapResolver {
     /// Builds the resolver.
-    pub fn new(readers: &[ReaderConfig], directory: Arc<Directory>, store: Store, policy: Policy) -> TapResolver {
+    pub fn new(
+        readers: &[ReaderConfig],
+        directory: Arc<Directory>,
+        store: Store,
+        policy: Policy,
+    ) -> TapResolver {
         TapResolver {
-            readers: readers.iter().map(|r| (r.name.clone(), r.clone())).collect(),
+            readers: readers
+                .iter()
+                .map(|r| (r.name.clone(), r.clone()))
+                .collect(),
             directory,
             store,
             policy,
@@ -46,15 +54,26 @@ impl TapResolver {
         if raw.is_random_uid() {
             return Input::BadRead {
                 reader,
-                reason: "this card or phone sends a random number on every tap: use your staff badge".into(),
+                reason:
+                    "this card or phone sends a random number on every tap: use your staff badge"
+                        .into(),
             };
         }
         let Some(config) = self.readers.get(&reader) else {
-            return Input::BadRead { reader, reason: "read from a reader that is not in the config".into() };
+            return Input::BadRead {
+                reader,
+                reason: "read from a reader that is not in the config".into(),
+            };
         };
         match config.format.apply(raw) {
             Ok(badge) => self.from_number(reader, badge).await,
-            Err(err) => Input::BadRead { reader, reason: format!("badge not readable with format {:?}: {err}", config.format.as_str()) },
+            Err(err) => Input::BadRead {
+                reader,
+                reason: format!(
+                    "badge not readable with format {:?}: {err}",
+                    config.format.as_str()
+                ),
+            },
         }
     }
 
@@ -63,7 +82,10 @@ impl TapResolver {
     /// rule applies; without one the text is taken as the badge number itself.
     pub async fn from_text(&self, reader: Option<&str>, text: &str) -> Input {
         let text = text.trim();
-        match reader.map(ReaderName::new).filter(|name| self.readers.contains_key(name)) {
+        match reader
+            .map(ReaderName::new)
+            .filter(|name| self.readers.contains_key(name))
+        {
             Some(name) => {
                 let raw = match parse_hex(text) {
                     Some(bytes) => RawBadge::Uid(bytes),
@@ -74,9 +96,13 @@ impl TapResolver {
             None => {
                 let name = ReaderName::new(reader.unwrap_or(CONTROL_READER));
                 if text.is_empty() {
-                    return Input::BadRead { reader: name, reason: "empty badge number".into() };
+                    return Input::BadRead {
+                        reader: name,
+                        reason: "empty badge number".into(),
+                    };
                 }
-                self.from_number(name, BadgeNumber::new(text.to_ascii_uppercase())).await
+                self.from_number(name, BadgeNumber::new(text.to_ascii_uppercase()))
+                    .await
             }
         }
     }
@@ -95,7 +121,11 @@ impl TapResolver {
         };
         let resolution = self.policy.apply(&badge, resolution);
         tracing::info!(reader = %reader, badge = %badge, resolution = resolution_word(&resolution), "badge tapped");
-        Input::Tap { reader, badge, resolution }
+        Input::Tap {
+            reader,
+            badge,
+            resolution,
+        }
     }
 }
 
@@ -109,8 +139,14 @@ fn resolution_word(resolution: &Resolution) -> &'static str {
 }
 
 fn parse_hex(text: &str) -> Option<Vec<u8>> {
-    let compact: String = text.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
-    if compact.is_empty() || compact.len() % 2 != 0 || !compact.chars().all(|c| c.is_ascii_hexdigit()) {
+    let compact: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':')
+        .collect();
+    if compact.is_empty()
+        || compact.len() % 2 != 0
+        || !compact.chars().all(|c| c.is_ascii_hexdigit())
+    {
         return None;
     }
     (0..compact.len())
@@ -147,15 +183,29 @@ pub async fn run_reader_events(
             }
             ReaderEvent::BadRead { reader, reason } => {
                 tracing::warn!(reader = %reader, reason = %reason, "unusable badge read");
-                let _ = engine.send(EngineMsg::Input(Input::BadRead { reader, reason })).await;
+                let _ = engine
+                    .send(EngineMsg::Input(Input::BadRead { reader, reason }))
+                    .await;
             }
             ReaderEvent::Online { reader } => {
                 tracing::info!(reader = %reader, "reader online");
-                let _ = engine.send(EngineMsg::Input(Input::ReaderStatus { reader, online: true, detail: None })).await;
+                let _ = engine
+                    .send(EngineMsg::Input(Input::ReaderStatus {
+                        reader,
+                        online: true,
+                        detail: None,
+                    }))
+                    .await;
             }
             ReaderEvent::Offline { reader, detail } => {
                 tracing::warn!(reader = %reader, detail = %detail, "reader offline");
-                let _ = engine.send(EngineMsg::Input(Input::ReaderStatus { reader, online: false, detail: Some(detail) })).await;
+                let _ = engine
+                    .send(EngineMsg::Input(Input::ReaderStatus {
+                        reader,
+                        online: false,
+                        detail: Some(detail),
+                    }))
+                    .await;
             }
         }
     }

@@ -7,11 +7,12 @@ use std::process::Command;
 use crate::support::station::{bin, repo_root};
 
 fn fixtures(kind: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join("tests/data/config").join(kind))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
-        .collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(repo_root().join("tests/data/config").join(kind))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+            .collect();
     files.sort();
     files
 }
@@ -19,8 +20,17 @@ fn fixtures(kind: &str) -> Vec<PathBuf> {
 #[test]
 fn valid_configs_pass_check_config() {
     for file in fixtures("valid") {
-        let output = Command::new(bin()).arg("check-config").arg(&file).output().unwrap();
-        assert!(output.status.success(), "{}: {}", file.display(), String::from_utf8_lossy(&output.stderr));
+        let output = Command::new(bin())
+            .arg("check-config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(stdout.contains(": ok"), "{stdout}");
         for secret in ["tenant-code-value", "password-value", "client-secret-value"] {
@@ -32,7 +42,11 @@ fn valid_configs_pass_check_config() {
 #[test]
 fn invalid_configs_exit_78_with_every_problem() {
     for file in fixtures("invalid") {
-        let output = Command::new(bin()).arg("check-config").arg(&file).output().unwrap();
+        let output = Command::new(bin())
+            .arg("check-config")
+            .arg(&file)
+            .output()
+            .unwrap();
         assert_eq!(output.status.code(), Some(78), "{}", file.display());
     }
     let output = Command::new(bin())
@@ -49,7 +63,10 @@ fn invalid_configs_exit_78_with_every_problem() {
         "line 21: checkout.assign-at",
         "6 problems",
     ] {
-        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
     }
     let unknown = Command::new(bin())
         .arg("check-config")
@@ -57,15 +74,32 @@ fn invalid_configs_exit_78_with_every_problem() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&unknown.stderr);
-    assert!(stderr.contains("line 3") && stderr.contains("colour"), "{stderr}");
+    assert!(
+        stderr.contains("line 3") && stderr.contains("colour"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn help_lists_every_command() {
     let output = Command::new(bin()).arg("--help").output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    for command in ["run", "dashboard", "demo", "tap", "status", "check-config", "readers", "uem-sim", "badges", "audit"] {
-        assert!(stdout.contains(command), "--help lacks {command}:\n{stdout}");
+    for command in [
+        "run",
+        "dashboard",
+        "demo",
+        "tap",
+        "status",
+        "check-config",
+        "readers",
+        "uem-sim",
+        "badges",
+        "audit",
+    ] {
+        assert!(
+            stdout.contains(command),
+            "--help lacks {command}:\n{stdout}"
+        );
     }
 }
 
@@ -75,10 +109,18 @@ fn tap_without_a_daemon_says_so() {
     let config = dir.path().join("badgedock.toml");
     std::fs::write(
         &config,
-        format!("[station]\nname = \"x\"\ncontrol-socket = \"{}\"\n", dir.path().join("nothing.sock").display()),
+        format!(
+            "[station]\nname = \"x\"\ncontrol-socket = \"{}\"\n",
+            dir.path().join("nothing.sock").display()
+        ),
     )
     .unwrap();
-    let output = Command::new(bin()).args(["tap", "--config"]).arg(&config).arg("DEADBEEF").output().unwrap();
+    let output = Command::new(bin())
+        .args(["tap", "--config"])
+        .arg(&config)
+        .arg("DEADBEEF")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(69));
     assert!(String::from_utf8_lossy(&output.stderr).contains("is badgedock.service running?"));
 }

@@ -11,10 +11,30 @@ use std::time::Duration;
 use crate::support::station::{bin, Phone, SimProcess, StationDir};
 
 const PHONES: [Phone; 4] = [
-    Phone { slot: "1", port: "1-1.1", vendor: "05ac", serial: "00008110000A1B2C3D4E801E" },
-    Phone { slot: "2", port: "1-1.2", vendor: "05ac", serial: "00008110000B2C3D4E5F602E" },
-    Phone { slot: "3", port: "1-1.3", vendor: "05ac", serial: "00008030001C3D4E5F60703E" },
-    Phone { slot: "4", port: "1-2.1", vendor: "04e8", serial: "R58M12ABCDE" },
+    Phone {
+        slot: "1",
+        port: "1-1.1",
+        vendor: "05ac",
+        serial: "00008110000A1B2C3D4E801E",
+    },
+    Phone {
+        slot: "2",
+        port: "1-1.2",
+        vendor: "05ac",
+        serial: "00008110000B2C3D4E5F602E",
+    },
+    Phone {
+        slot: "3",
+        port: "1-1.3",
+        vendor: "05ac",
+        serial: "00008030001C3D4E5F60703E",
+    },
+    Phone {
+        slot: "4",
+        port: "1-2.1",
+        vendor: "04e8",
+        serial: "R58M12ABCDE",
+    },
 ];
 
 const BADGES: [(&str, &str, &str); 6] = [
@@ -50,7 +70,10 @@ enum Where {
 
 #[test]
 fn sigkill_at_random_points_loses_nothing_and_sends_no_wipe_twice() {
-    let seed = std::env::var("BADGEDOCK_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_u64);
+    let seed = std::env::var("BADGEDOCK_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_u64);
     let mut rng = XorShift(seed);
     let sim = SimProcess::start(&[]);
     let station = StationDir::new(
@@ -61,10 +84,13 @@ fn sigkill_at_random_points_loses_nothing_and_sends_no_wipe_twice() {
     );
     let mut daemon = station.start_daemon();
     station.wait_status(Duration::from_secs(20), "cabinet ready", |s| {
-        s["slots"].as_array().is_some_and(|slots| slots.iter().all(|slot| slot["state"] == "available"))
+        s["slots"]
+            .as_array()
+            .is_some_and(|slots| slots.iter().all(|slot| slot["state"] == "available"))
     });
 
-    let mut phones: BTreeMap<&str, Where> = PHONES.iter().map(|p| (p.serial, Where::Docked)).collect();
+    let mut phones: BTreeMap<&str, Where> =
+        PHONES.iter().map(|p| (p.serial, Where::Docked)).collect();
     // (serial, username) pairs the station told a nurse to take: the only assignments allowed.
     let mut given: BTreeSet<(String, String)> = BTreeSet::new();
     let mut android_checkins = 0u32;
@@ -73,14 +99,29 @@ fn sigkill_at_random_points_loses_nothing_and_sends_no_wipe_twice() {
 
     while events < 240 {
         events += 1;
-        let holders: BTreeSet<String> = phones.values().filter_map(|w| match w { Where::Out(u) => Some(u.clone()), _ => None }).collect();
-        let docked: Vec<&Phone> = PHONES.iter().filter(|p| phones[p.serial] == Where::Docked).collect();
-        let out: Vec<&Phone> = PHONES.iter().filter(|p| phones[p.serial] != Where::Docked).collect();
+        let holders: BTreeSet<String> = phones
+            .values()
+            .filter_map(|w| match w {
+                Where::Out(u) => Some(u.clone()),
+                _ => None,
+            })
+            .collect();
+        let docked: Vec<&Phone> = PHONES
+            .iter()
+            .filter(|p| phones[p.serial] == Where::Docked)
+            .collect();
+        let out: Vec<&Phone> = PHONES
+            .iter()
+            .filter(|p| phones[p.serial] != Where::Docked)
+            .collect();
         let kill_now = rng.below(100) < 10;
 
         if !docked.is_empty() && (out.is_empty() || rng.below(2) == 0) {
             // A tap by someone who holds nothing.
-            let free: Vec<&(&str, &str, &str)> = BADGES.iter().filter(|(_, user, _)| !holders.contains(*user)).collect();
+            let free: Vec<&(&str, &str, &str)> = BADGES
+                .iter()
+                .filter(|(_, user, _)| !holders.contains(*user))
+                .collect();
             let (badge, user, _) = *free[rng.below(free.len() as u64) as usize];
             let mut tap = Command::new(bin())
                 .args(["tap", "--config"])
@@ -102,13 +143,21 @@ fn sigkill_at_random_points_loses_nothing_and_sends_no_wipe_twice() {
             // What did the station decide? The tap's answer, or after a crash the store.
             let slot = if output.status.success() {
                 let text = String::from_utf8_lossy(&output.stdout).to_string();
-                text.split("take slot ").nth(1).and_then(|rest| rest.split_whitespace().next()).map(str::to_string)
+                text.split("take slot ")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(str::to_string)
             } else {
                 let status = station.status_json().expect("status after restart");
                 status["slots"].as_array().and_then(|slots| {
                     slots
                         .iter()
-                        .find(|slot| slot["state"] == "reserved" && slot["holder"].as_str().is_some_and(|h| h.to_lowercase().starts_with(&user[..3])))
+                        .find(|slot| {
+                            slot["state"] == "reserved"
+                                && slot["holder"]
+                                    .as_str()
+                                    .is_some_and(|h| h.to_lowercase().starts_with(&user[..3]))
+                        })
                         .and_then(|slot| slot["label"].as_str().map(str::to_string))
                 })
             };
@@ -118,7 +167,9 @@ fn sigkill_at_random_points_loses_nothing_and_sends_no_wipe_twice() {
                 station.undock(phone);
                 phones.insert(phone.serial, Where::Out(user.to_string()));
                 station.wait_status(Duration::from_secs(10), "loan recorded", |s| {
-                    s["loans"].as_array().is_some_and(|loans| loans.iter().any(|l| l["username"] == user))
+                    s["loans"]
+                        .as_array()
+                        .is_some_and(|loans| loans.iter().any(|l| l["username"] == user))
                 });
             }
         } else if let Some(phone) = out.get(rng.below(out.len().max(1) as u64) as usize) {
@@ -136,7 +187,9 @@ fn sigkill_at_random_points_loses_nothing_and_sends_no_wipe_twice() {
             let slot = phone.slot;
             station.wait_status(Duration::from_secs(20), "check-in recorded", |s| {
                 s["slots"].as_array().is_some_and(|slots| {
-                    slots.iter().any(|v| v["label"] == slot && v["state"] != "empty" && v["state"] != "identifying")
+                    slots.iter().any(|v| {
+                        v["label"] == slot && v["state"] != "empty" && v["state"] != "identifying"
+                    })
                 })
             });
         } else if kill_now {
@@ -155,21 +208,36 @@ fn sigkill_at_random_points_loses_nothing_and_sends_no_wipe_twice() {
             }
         }
     }
-    station.wait_status(Duration::from_secs(60), "all phones checked in and no work waiting", |s| {
-        s["mdm"]["waiting"] == 0
-            && s["slots"].as_array().is_some_and(|slots| slots.iter().all(|slot| slot["state"] == "available"))
-    });
+    station.wait_status(
+        Duration::from_secs(60),
+        "all phones checked in and no work waiting",
+        |s| {
+            s["mdm"]["waiting"] == 0
+                && s["slots"]
+                    .as_array()
+                    .is_some_and(|slots| slots.iter().all(|slot| slot["state"] == "available"))
+        },
+    );
 
-    assert!(kills >= 15, "the script should have killed the daemon often (seed {seed}): {kills}");
+    assert!(
+        kills >= 15,
+        "the script should have killed the daemon often (seed {seed}): {kills}"
+    );
     let staging = badgedock::uemsim::DEMO_STAGING_USER;
     let changes = sim.enrollment_changes();
     for (serial, username) in &changes {
         if username != staging {
-            assert!(given.contains(&(serial.clone(), username.clone())), "{serial} was assigned to {username}, who was never given it (seed {seed})");
+            assert!(
+                given.contains(&(serial.clone(), username.clone())),
+                "{serial} was assigned to {username}, who was never given it (seed {seed})"
+            );
         }
     }
     for (serial, username) in &given {
-        if PHONES.iter().any(|p| p.serial == serial && p.vendor == "05ac") {
+        if PHONES
+            .iter()
+            .any(|p| p.serial == serial && p.vendor == "05ac")
+        {
             assert!(
                 changes.iter().any(|(s, u)| s == serial && u == username),
                 "the check-out of {serial} to {username} never reached Workspace ONE (seed {seed})"
@@ -177,10 +245,25 @@ fn sigkill_at_random_points_loses_nothing_and_sends_no_wipe_twice() {
         }
     }
     for phone in PHONES.iter().filter(|p| p.vendor == "05ac") {
-        assert_eq!(sim.enrollment_user(phone.serial).as_deref(), Some(staging), "{} not checked back in (seed {seed})", phone.serial);
+        assert_eq!(
+            sim.enrollment_user(phone.serial).as_deref(),
+            Some(staging),
+            "{} not checked back in (seed {seed})",
+            phone.serial
+        );
     }
-    let wipes = sim.commands().iter().filter(|(serial, command)| serial == PHONES[3].serial && command == "EnterpriseWipe").count() as u32;
-    assert!(wipes <= android_checkins, "{wipes} wipes for {android_checkins} check-ins: a wipe was sent twice (seed {seed})");
-    assert!(wipes + 1 >= android_checkins, "{wipes} wipes for {android_checkins} check-ins: a check-in was lost (seed {seed})");
+    let wipes = sim
+        .commands()
+        .iter()
+        .filter(|(serial, command)| serial == PHONES[3].serial && command == "EnterpriseWipe")
+        .count() as u32;
+    assert!(
+        wipes <= android_checkins,
+        "{wipes} wipes for {android_checkins} check-ins: a wipe was sent twice (seed {seed})"
+    );
+    assert!(
+        wipes + 1 >= android_checkins,
+        "{wipes} wipes for {android_checkins} check-ins: a check-in was lost (seed {seed})"
+    );
     let _ = daemon.terminate(Duration::from_secs(5));
 }

@@ -8,8 +8,18 @@ use crate::support::station::{slot_state, Phone, SimProcess, StationDir};
 
 /// Two demo phones (they are in the simulator's built-in seed, enrolled to staging).
 pub const PHONES: [Phone; 2] = [
-    Phone { slot: "1", port: "1-1.1", vendor: "05ac", serial: "00008110000A1B2C3D4E801E" },
-    Phone { slot: "2", port: "1-1.2", vendor: "05ac", serial: "00008110000B2C3D4E5F602E" },
+    Phone {
+        slot: "1",
+        port: "1-1.1",
+        vendor: "05ac",
+        serial: "00008110000A1B2C3D4E801E",
+    },
+    Phone {
+        slot: "2",
+        port: "1-1.2",
+        vendor: "05ac",
+        serial: "00008110000B2C3D4E5F602E",
+    },
 ];
 
 pub const BADGES: [(&str, &str, &str); 3] = [
@@ -19,7 +29,9 @@ pub const BADGES: [(&str, &str, &str); 3] = [
 ];
 
 fn all_available(status: &serde_json::Value) -> bool {
-    status["slots"].as_array().is_some_and(|slots| slots.iter().all(|slot| slot["state"] == "available"))
+    status["slots"]
+        .as_array()
+        .is_some_and(|slots| slots.iter().all(|slot| slot["state"] == "available"))
         && status["mdm"]["waiting"] == 0
 }
 
@@ -28,38 +40,66 @@ fn tap_undock_dock_assigns_and_returns_the_phone() {
     let sim = SimProcess::start(&[]);
     let station = StationDir::new(&sim.url, &PHONES, &BADGES, "");
     let mut daemon = station.start_daemon();
-    station.wait_status(Duration::from_secs(15), "both phones identified and available", all_available);
+    station.wait_status(
+        Duration::from_secs(15),
+        "both phones identified and available",
+        all_available,
+    );
 
     let tap = station.tap("04A1B2C3D4E5F6");
     let stdout = String::from_utf8_lossy(&tap.stdout);
-    assert!(tap.status.success(), "tap failed: {}\n{}", String::from_utf8_lossy(&tap.stderr), station.log());
+    assert!(
+        tap.status.success(),
+        "tap failed: {}\n{}",
+        String::from_utf8_lossy(&tap.stderr),
+        station.log()
+    );
     assert!(stdout.contains("Alice Martin: take slot 1"), "{stdout}");
 
     // The assignment reaches Workspace ONE while the nurse walks to the slot.
     let deadline = Instant::now() + Duration::from_secs(10);
     while sim.enrollment_user(PHONES[0].serial).as_deref() != Some("alice") {
-        assert!(Instant::now() < deadline, "alice never assigned; journal: {:#?}", sim.journal());
+        assert!(
+            Instant::now() < deadline,
+            "alice never assigned; journal: {:#?}",
+            sim.journal()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
     station.undock(&PHONES[0]);
     station.wait_status(Duration::from_secs(10), "alice's loan", |s| {
-        s["loans"].as_array().is_some_and(|loans| loans.iter().any(|l| l["username"] == "alice"))
+        s["loans"]
+            .as_array()
+            .is_some_and(|loans| loans.iter().any(|l| l["username"] == "alice"))
     });
     station.dock(&PHONES[0]);
     station.wait_status(Duration::from_secs(15), "slot 1 checked in", all_available);
-    assert_eq!(sim.enrollment_user(PHONES[0].serial).as_deref(), Some(badgedock::uemsim::DEMO_STAGING_USER));
+    assert_eq!(
+        sim.enrollment_user(PHONES[0].serial).as_deref(),
+        Some(badgedock::uemsim::DEMO_STAGING_USER)
+    );
 
     // A warm check-out costs exactly one call: the PATCH (plus the workflow's sync).
     let before = sim.journal().len();
     let tap = station.tap("DEADBEEF");
-    assert!(tap.status.success(), "{}", String::from_utf8_lossy(&tap.stderr));
-    station.wait_status(Duration::from_secs(10), "bob's work done", |s| s["mdm"]["waiting"] == 0);
+    assert!(
+        tap.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tap.stderr)
+    );
+    station.wait_status(Duration::from_secs(10), "bob's work done", |s| {
+        s["mdm"]["waiting"] == 0
+    });
     let calls: Vec<serde_json::Value> = sim.journal().into_iter().skip(before).collect();
     let patches = calls.iter().filter(|c| c["method"] == "PATCH").count();
     assert_eq!(patches, 1, "{calls:#?}");
 
-    assert_eq!(daemon.terminate(Duration::from_secs(5)), Some(0), "SIGTERM must stop the daemon cleanly within 5 s");
+    assert_eq!(
+        daemon.terminate(Duration::from_secs(5)),
+        Some(0),
+        "SIGTERM must stop the daemon cleanly within 5 s"
+    );
 }
 
 #[test]
@@ -75,14 +115,25 @@ fn refused_taps_exit_non_zero_with_the_reason() {
 
     assert!(station.tap("04A1B2C3D4E5F6").status.success());
     let second = station.tap("DEADBEEF");
-    assert_eq!(second.status.code(), Some(1), "only one phone: bob must be refused");
-    assert!(String::from_utf8_lossy(&second.stderr).contains("no phone ready"), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(
+        second.status.code(),
+        Some(1),
+        "only one phone: bob must be refused"
+    );
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("no phone ready"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
 
     // The refusals are in the audit, redacted.
     let audit = station.cli(&["audit", "export", "--csv"]);
     let csv = String::from_utf8_lossy(&audit.stdout);
     assert!(csv.contains("…FACE"), "{csv}");
-    assert!(!csv.contains("FEEDFACE"), "a full badge number leaked into the audit");
+    assert!(
+        !csv.contains("FEEDFACE"),
+        "a full badge number leaked into the audit"
+    );
 }
 
 #[test]
@@ -92,11 +143,17 @@ fn status_names_every_slot_and_workspace_one() {
     let _daemon = station.start_daemon();
     let status = station.wait_status(Duration::from_secs(15), "available", all_available);
     assert_eq!(slot_state(&status, "1"), "available");
-    assert!(status["slots"][0]["mdm-id"].is_number() || status["slots"][0]["mdm_id"].is_number(), "{status:#}");
+    assert!(
+        status["slots"][0]["mdm-id"].is_number() || status["slots"][0]["mdm_id"].is_number(),
+        "{status:#}"
+    );
     let text = station.cli(&["status"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("2/2 phones ready"), "{text}");
-    assert!(text.contains("00008110-000A1B2C3D4E801E"), "UDIDs are shown in Workspace ONE's spelling: {text}");
+    assert!(
+        text.contains("00008110-000A1B2C3D4E801E"),
+        "UDIDs are shown in Workspace ONE's spelling: {text}"
+    );
 }
 
 #[test]
@@ -111,5 +168,8 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
         .unwrap();
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(stderr.contains("already") || stderr.contains("locked"), "{stderr}");
+    assert!(
+        stderr.contains("already") || stderr.contains("locked"),
+        "{stderr}"
+    );
 }

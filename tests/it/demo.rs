@@ -8,9 +8,16 @@ use crate::support::station::bin;
 
 #[test]
 fn headless_demo_plays_a_shift_without_failures() {
-    let output = Command::new(bin()).args(["demo", "--headless", "--taps", "12"]).output().unwrap();
+    let output = Command::new(bin())
+        .args(["demo", "--headless", "--taps", "12"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let figure = |label: &str| -> u32 {
         stdout
             .lines()
@@ -21,7 +28,11 @@ fn headless_demo_plays_a_shift_without_failures() {
     };
     assert_eq!(figure("taps:"), 12);
     assert!(figure("check-outs:") >= 8, "{stdout}");
-    assert_eq!(figure("check-ins:"), figure("check-outs:"), "every phone taken came back: {stdout}");
+    assert_eq!(
+        figure("check-ins:"),
+        figure("check-outs:"),
+        "every phone taken came back: {stdout}"
+    );
     assert_eq!(figure("refused (expected):"), 2);
     assert!(figure("Workspace ONE calls:") > 0);
     assert!(figure("enrolment changes:") >= 2 * 6, "{stdout}");

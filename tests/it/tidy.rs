@@ -31,20 +31,41 @@ fn every_source_file_opens_with_a_module_doc() {
     for dir in ["src", "tests", "benches"] {
         for file in rust_files(&root().join(dir)) {
             let text = std::fs::read_to_string(&file).unwrap();
-            let first = text.lines().find(|line| !line.trim().is_empty()).unwrap_or("");
+            let first = text
+                .lines()
+                .find(|line| !line.trim().is_empty())
+                .unwrap_or("");
             if !first.starts_with("//!") {
                 missing.push(file.strip_prefix(root()).unwrap().display().to_string());
             }
         }
     }
-    assert!(missing.is_empty(), "files without a leading //! doc: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "files without a leading //! doc: {missing:?}"
+    );
 }
 
 #[test]
 fn the_engine_core_does_no_io() {
     let forbidden = [
-        "tokio", "reqwest", "rusqlite", "pcsc", "hidapi", "evdev", "ratatui", "crossterm", "axum", "sd_notify",
-        "std::fs", "std::net", "std::time::SystemTime", "Instant::now", "std::env", "std::process", "std::thread",
+        "tokio",
+        "reqwest",
+        "rusqlite",
+        "pcsc",
+        "hidapi",
+        "evdev",
+        "ratatui",
+        "crossterm",
+        "axum",
+        "sd_notify",
+        "std::fs",
+        "std::net",
+        "std::time::SystemTime",
+        "Instant::now",
+        "std::env",
+        "std::process",
+        "std::thread",
     ];
     let mut core = rust_files(&root().join("src/checkout"));
     core.extend(rust_files(&root().join("src/badges")));
@@ -56,12 +77,19 @@ fn the_engine_core_does_no_io() {
             let code = line.split("//").next().unwrap_or("");
             for word in forbidden {
                 if code.contains(word) {
-                    violations.push(format!("{}:{}: {word}", file.strip_prefix(root()).unwrap().display(), number + 1));
+                    violations.push(format!(
+                        "{}:{}: {word}",
+                        file.strip_prefix(root()).unwrap().display(),
+                        number + 1
+                    ));
                 }
             }
         }
     }
-    assert!(violations.is_empty(), "the core must stay free of I/O: {violations:#?}");
+    assert!(
+        violations.is_empty(),
+        "the core must stay free of I/O: {violations:#?}"
+    );
 }
 
 #[test]
@@ -80,7 +108,10 @@ fn no_ignored_or_should_panic_tests() {
             }
         }
     }
-    assert!(found.is_empty(), "assert the current behaviour with a FIXME instead: {found:?}");
+    assert!(
+        found.is_empty(),
+        "assert the current behaviour with a FIXME instead: {found:?}"
+    );
 }
 
 #[test]
@@ -97,5 +128,8 @@ fn only_main_prints_to_stdout() {
             }
         }
     }
-    assert!(found.is_empty(), "stdout belongs to the dashboard and command output: {found:?}");
+    assert!(
+        found.is_empty(),
+        "stdout belongs to the dashboard and command output: {found:?}"
+    );
 }

@@ -33,7 +33,10 @@ impl ChildGuard {
 
     /// SIGTERM and wait up to `timeout` for a clean exit; returns the exit status code.
     pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let started = Instant::now();
         while started.elapsed() < timeout {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -68,10 +71,18 @@ impl SimProcess {
             .expect("start uem-sim");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read sim address");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read sim address");
         let url = line.trim().rsplit(' ').next().expect("url").to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "unexpected sim banner {line:?}");
-        SimProcess { guard: ChildGuard { child }, url }
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "unexpected sim banner {line:?}"
+        );
+        SimProcess {
+            guard: ChildGuard { child },
+            url,
+        }
     }
 
     /// The simulator's journal of calls.
@@ -80,7 +91,8 @@ impl SimProcess {
         let value: Value = serde_json::from_str(&body).expect("journal json");
         match value {
             Value::Array(entries) => entries,
-            Value::Object(mut map) => match map.remove("entries").or_else(|| map.remove("journal")) {
+            Value::Object(mut map) => match map.remove("entries").or_else(|| map.remove("journal"))
+            {
                 Some(Value::Array(entries)) => entries,
                 _ => panic!("unexpected journal shape"),
             },
@@ -96,15 +108,35 @@ impl SimProcess {
 
 /// A blocking GET with reqwest on a throwaway runtime.
 pub fn http_get(url: &str) -> String {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    runtime.block_on(async { reqwest::get(url).await.expect("GET").text().await.expect("body") })
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        reqwest::get(url)
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("body")
+    })
 }
 
 /// A blocking POST of a JSON body.
 pub fn http_post_json(url: &str, body: &Value) -> u16 {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
-        reqwest::Client::new().post(url).json(body).send().await.expect("POST").status().as_u16()
+        reqwest::Client::new()
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+            .status()
+            .as_u16()
     })
 }
 
@@ -123,17 +155,32 @@ pub struct StationDir {
 }
 
 impl StationDir {
-    pub fn new(sim_url: &str, phones: &[Phone], badges: &[(&str, &str, &str)], extra_config: &str) -> StationDir {
-        let dir = tempfile::Builder::new().prefix("badgedock-it-").tempdir().expect("tempdir");
+    pub fn new(
+        sim_url: &str,
+        phones: &[Phone],
+        badges: &[(&str, &str, &str)],
+        extra_config: &str,
+    ) -> StationDir {
+        let dir = tempfile::Builder::new()
+            .prefix("badgedock-it-")
+            .tempdir()
+            .expect("tempdir");
         let root = dir.path();
-        std::fs::write(root.join("client-secret"), format!("{}\n", badgedock::uemsim::DEMO_CLIENT_SECRET)).unwrap();
+        std::fs::write(
+            root.join("client-secret"),
+            format!("{}\n", badgedock::uemsim::DEMO_CLIENT_SECRET),
+        )
+        .unwrap();
         let mut csv = String::from("badge,username,display-name\n");
         for (badge, user, name) in badges {
             csv.push_str(&format!("{badge},{user},{name}\n"));
         }
         std::fs::write(root.join("badges.csv"), csv).unwrap();
         std::fs::create_dir_all(root.join("sys/bus/usb/devices")).unwrap();
-        let slots: Vec<String> = phones.iter().map(|p| format!("{{ label = \"{}\", port = \"{}\" }}", p.slot, p.port)).collect();
+        let slots: Vec<String> = phones
+            .iter()
+            .map(|p| format!("{{ label = \"{}\", port = \"{}\" }}", p.slot, p.port))
+            .collect();
         let config = format!(
             r#"[station]
 name = "Test ward"
@@ -233,12 +280,22 @@ path = "badges.csv"
     }
 
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin()).args(args).arg("--config").arg(self.config()).output().expect("run cli")
+        Command::new(bin())
+            .args(args)
+            .arg("--config")
+            .arg(self.config())
+            .output()
+            .expect("run cli")
     }
 
     /// `badgedock tap BADGE`.
     pub fn tap(&self, badge: &str) -> Output {
-        Command::new(bin()).args(["tap", "--config"]).arg(self.config()).arg(badge).output().expect("tap")
+        Command::new(bin())
+            .args(["tap", "--config"])
+            .arg(self.config())
+            .arg(badge)
+            .output()
+            .expect("tap")
     }
 
     /// `badgedock status --json`, or None when the daemon does not answer.
@@ -256,7 +313,12 @@ path = "badges.csv"
     }
 
     /// Polls the status until `done` holds.
-    pub fn wait_status(&self, timeout: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_status(
+        &self,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let started = Instant::now();
         let mut last = Value::Null;
         while started.elapsed() < timeout {
@@ -268,7 +330,10 @@ path = "badges.csv"
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("timed out waiting for {what}; last status:\n{last:#}\nlog:\n{}", self.log());
+        panic!(
+            "timed out waiting for {what}; last status:\n{last:#}\nlog:\n{}",
+            self.log()
+        );
     }
 }
 
