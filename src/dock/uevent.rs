@@ -96,6 +96,9 @@ pub enum UeventError {
     /// Nothing was received.
     #[error("empty uevent message")]
     Empty,
+    /// The message does not end with a NUL: it was cut short.
+    #[error("uevent message is truncated (it does not end with a NUL)")]
+    Truncated,
     /// A kernel message whose first field is not `ACTION@DEVPATH`.
     #[error("uevent header {header:?} is not ACTION@DEVPATH")]
     BadHeader {
@@ -146,6 +149,9 @@ pub fn parse(message: &[u8]) -> Result<Uevent, UeventError> {
 }
 
 fn parse_kernel(message: &[u8]) -> Result<Uevent, UeventError> {
+    if message.last() != Some(&0) {
+        return Err(UeventError::Truncated);
+    }
     let mut fields = split_fields(message);
     let header = fields.next().unwrap_or_default();
     let Some((action, devpath)) = header.split_once('@').filter(|(action, devpath)| {
@@ -207,6 +213,9 @@ fn parse_libudev(message: &[u8]) -> Result<Uevent, UeventError> {
             reason: "properties run past the end of the message",
         });
     };
+    if properties.last() != Some(&0) {
+        return Err(UeventError::Truncated);
+    }
     let properties: Vec<(String, String)> = split_fields(properties)
         .filter_map(|field| split_property(&field))
         .collect();
@@ -323,6 +332,7 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert_eq!(parse(b""), Err(UeventError::Empty));
+        assert_eq!(parse(b"add@/devices/pci0000"), Err(UeventError::Truncated));
         assert!(matches!(
             parse(b"hello world\0"),
             Err(UeventError::BadHeader { .. })

@@ -232,6 +232,10 @@ impl DockTask {
         self.full_scan()?;
         let mut next_rescan = Instant::now() + self.rescan;
         while !self.cancel.is_cancelled() {
+            if self.events.is_closed() {
+                // Noticed here too, not only on the next send: a quiet cabinet sends nothing.
+                return Err(Stop::ReceiverGone);
+            }
             let wake = self.next_wake(next_rescan);
             let wait = wake.saturating_duration_since(Instant::now());
             match &self.socket {
