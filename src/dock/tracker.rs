@@ -24,7 +24,7 @@
 //!
 //! Once nothing changes for `flap_ms`, the announced picture equals the observed one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::dock::DockEvent;
 use crate::domain::{DeviceKey, SlotLabel, Timestamp};
@@ -92,6 +92,10 @@ impl SlotTracker {
             let Some(&index) = self.index_of.get(&slot) else {
                 continue;
             };
+            if self.observed[index] == device {
+                // The usual case on a rescan: nothing changed in this slot.
+                continue;
+            }
             if let Some(device) = &device {
                 for (other, seen) in self.observed.iter_mut().enumerate() {
                     if other != index && seen.as_ref() == Some(device) {
@@ -151,15 +155,12 @@ impl SlotTracker {
     /// Starts a window for every announced device no longer observed, and closes the
     /// window of every one observed again.
     fn update_gone(&mut self, now: Timestamp) {
-        let observed = &self.observed;
-        let is_observed =
-            |device: &DeviceKey| observed.iter().any(|seen| seen.as_ref() == Some(device));
-        let announced = &self.announced;
-        self.gone_since.retain(|device, _| {
-            !is_observed(device) && announced.iter().any(|held| held.as_ref() == Some(device))
-        });
-        for device in self.announced.iter().flatten() {
-            if !is_observed(device) {
+        let observed: HashSet<&DeviceKey> = self.observed.iter().flatten().collect();
+        let announced: HashSet<&DeviceKey> = self.announced.iter().flatten().collect();
+        self.gone_since
+            .retain(|device, _| !observed.contains(device) && announced.contains(device));
+        for device in announced {
+            if !observed.contains(device) {
                 self.gone_since.entry(device.clone()).or_insert(now);
             }
         }

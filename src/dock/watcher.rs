@@ -7,9 +7,9 @@
 //! checks the cancellation token at least every [`CANCEL_POLL`].
 //!
 //! Sources of truth, in order: sysfs is the truth; a uevent only says which port to read
-//! again (and that port is read once more [`SETTLE`] later, because the kernel announces a
-//! removal before it deletes the folder); a full rescan every `rescan_ms` catches anything
-//! missed, and is the only source when `sysfs_root` is not `/sys`.
+//! again (and that port is read once more [`SETTLE`] later, in case the folder was still
+//! there, or not yet complete, when the event was read); a full rescan every `rescan_ms`
+//! catches anything missed, and is the only source when `sysfs_root` is not `/sys`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -172,7 +172,7 @@ struct DockTask {
     cancel: CancellationToken,
     /// What was already logged, so a rescan does not repeat it.
     notices: Notices,
-    /// Slots to read again, and when.
+    /// Slots to read again, and when (at most one entry per slot).
     rechecks: Vec<(usize, Instant)>,
     /// The origin of the tracker's timestamps (monotonic, so clock changes do not open or
     /// close loose-cable windows).
@@ -298,7 +298,11 @@ impl DockTask {
             return Ok(());
         };
         debug!(port = %port, action = event.action.as_str(), "dock: uevent for a slot");
-        self.rechecks.push((index, Instant::now() + SETTLE));
+        let due = Instant::now() + SETTLE;
+        match self.rechecks.iter_mut().find(|(slot, _)| *slot == index) {
+            Some(recheck) => recheck.1 = due,
+            None => self.rechecks.push((index, due)),
+        }
         self.scan_slots(&[index])
     }
 

@@ -100,7 +100,16 @@ pub struct SysfsTree {
 impl SysfsTree {
     /// An empty tree with `bus/usb/devices` in place.
     pub fn new() -> SysfsTree {
-        let dir = tempfile::tempdir().unwrap();
+        SysfsTree::with_dir(tempfile::tempdir().unwrap())
+    }
+
+    /// The same, under `parent` (the benchmark uses tmpfs, which is closer to sysfs).
+    #[allow(dead_code, reason = "used by benches/dock.rs, which shares this file")]
+    pub fn new_in(parent: &Path) -> SysfsTree {
+        SysfsTree::with_dir(tempfile::tempdir_in(parent).unwrap())
+    }
+
+    fn with_dir(dir: tempfile::TempDir) -> SysfsTree {
         std::fs::create_dir_all(dir.path().join("bus/usb/devices")).unwrap();
         std::fs::create_dir_all(dir.path().join(ROOT_HUB_PARENT)).unwrap();
         SysfsTree { dir }
