@@ -185,7 +185,8 @@ fn event_latency() {
     );
 
     // Rescan-only path (any sysfs-root but /sys): the folder appears, the next rescan
-    // sees it. The wait is uniform over the rescan period.
+    // sees it. Each round plugs right after the rescan that reported the undock, so this
+    // is the worst case, about one period; a random moment averages half a period.
     let tree = bench_tree();
     let rescan_ms = 100;
     let config = DockConfig {
@@ -215,7 +216,7 @@ fn event_latency() {
     cancel.cancel();
     handle.join().unwrap();
     summary(
-        &format!("folder appears -> Docked, rescan only (rescan-ms {rescan_ms})"),
+        &format!("folder appears right after a rescan -> Docked, rescan only (rescan-ms {rescan_ms}, the worst case)"),
         appears,
     );
 }

@@ -18,7 +18,7 @@
 //! Reading a folder is the only I/O here; the decision itself is [`classify`], which is pure.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::domain::{DeviceKey, PortPath};
@@ -284,7 +284,7 @@ fn read_attributes(
     folder: &Path,
 ) -> Result<Option<UsbAttributes>, (PathBuf, io::Error)> {
     let vendor_file = folder.join("idVendor");
-    let vendor = match std::fs::read(&vendor_file) {
+    let vendor = match read_attribute(&vendor_file) {
         Ok(bytes) => normalize_hex(&bytes),
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
             // The folder itself may be missing (nothing plugged in) or be there without
@@ -323,7 +323,7 @@ fn read_attributes(
 /// only matter for the unknown-vendor fallback.
 fn read_interfaces(devices_dir: &Path, port: &PortPath, folder: &Path) -> Vec<InterfaceClass> {
     let read_number = |path: PathBuf| -> Option<u8> {
-        let bytes = std::fs::read(path).ok()?;
+        let bytes = read_attribute(&path).ok()?;
         String::from_utf8_lossy(&bytes).trim().parse().ok()
     };
     let Some(configuration) = read_number(folder.join("bConfigurationValue")) else {
@@ -333,7 +333,7 @@ fn read_interfaces(devices_dir: &Path, port: &PortPath, folder: &Path) -> Vec<In
         return Vec::new();
     };
     let read_hex = |path: PathBuf| -> Option<u8> {
-        let bytes = std::fs::read(path).ok()?;
+        let bytes = read_attribute(&path).ok()?;
         u8::from_str_radix(String::from_utf8_lossy(&bytes).trim(), 16).ok()
     };
     (0..n_interfaces)
@@ -349,11 +349,29 @@ fn read_interfaces(devices_dir: &Path, port: &PortPath, folder: &Path) -> Vec<In
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, (PathBuf, io::Error)> {
-    match std::fs::read(path) {
+    match read_attribute(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err((path.to_path_buf(), error)),
     }
+}
+
+/// Reads a sysfs attribute: at most one page, which is all sysfs ever returns. Unlike
+/// `std::fs::read`, it does not ask for the file's size first (a wasted system call on
+/// sysfs, where every attribute claims 4096 bytes).
+fn read_attribute(path: &Path) -> io::Result<Vec<u8>> {
+    let mut file = std::fs::File::open(path)?;
+    let mut buffer = [0u8; 4096];
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n_read) => filled += n_read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(buffer[..filled].to_vec())
 }
 
 fn normalize_hex(bytes: &[u8]) -> String {
