@@ -106,7 +106,15 @@ pub fn spawn_with(
     let devices_dir = config.sysfs_root.join("bus/usb/devices");
     let socket = match uevents {
         UeventSource::Off => None,
-        UeventSource::Netlink => Some(UeventSocket::open().map_err(std::io::Error::from)?),
+        UeventSource::Netlink => Some(UeventSocket::open().map_err(|errno| {
+            std::io::Error::new(
+                std::io::Error::from(errno).kind(),
+                format!(
+                    "cannot open the kernel uevent socket (NETLINK_KOBJECT_UEVENT): {errno}; \
+                     use UeventSource::Auto to carry on with periodic rescans"
+                ),
+            )
+        })?),
         UeventSource::Auto if config.sysfs_root != Path::new("/sys") => None,
         UeventSource::Auto => match UeventSocket::open() {
             Ok(socket) => Some(socket),
