@@ -1,6 +1,25 @@
-//! Docked devices: which phone is in which slot. SKELETON: filled in by the dock work
-//! (issue 5). The contract with the daemon is [`DockEvent`].
+//! Docked devices: which phone is in which slot (issue 5).
+//!
+//! [`spawn`] starts a watcher thread that reads `<sysfs-root>/bus/usb/devices/<port>/`
+//! for every configured slot, follows kernel USB uevents when `sysfs-root` is `/sys`,
+//! rescans every `rescan-ms` as a safety net, and sends [`DockEvent`]s after the
+//! loose-cable window (`flap-ms`). The pieces:
+//!
+//! - `device`: what one port folder holds (phone vendors, hubs, serial numbers). Pure
+//!   decision, thin reading.
+//! - `tracker`: the loose-cable window; dock, undock and move. Pure, time passed in.
+//! - `uevent`: kernel and libudev netlink messages. Pure.
+//! - `watcher`: the thread, the netlink socket and the log-once bookkeeping.
 
+pub mod device;
+pub mod tracker;
+pub mod uevent;
+pub mod watcher;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::DockConfig;
 use crate::domain::{DeviceKey, SlotLabel};
 
 /// What the dock watcher reports, after its loose-cable window.
@@ -29,4 +48,23 @@ pub enum DockEvent {
         /// The device.
         device: DeviceKey,
     },
+}
+
+/// Starts the dock watcher on its own thread (it never blocks the tokio runtime, and
+/// needs none to start). It first sends `Docked` for every device present, then follows
+/// changes until `cancel` fires or `events`' receiver is dropped.
+///
+/// Kernel uevents are followed when `config.sysfs_root` is `/sys`; if the uevent socket
+/// cannot be opened, one warning is logged and the periodic rescan carries on alone. Any
+/// other root (a test tree) is rescanned every `config.rescan_ms`.
+///
+/// # Errors
+///
+/// Only when the thread cannot be started.
+pub fn spawn(
+    config: DockConfig,
+    events: mpsc::Sender<DockEvent>,
+    cancel: CancellationToken,
+) -> std::io::Result<watcher::DockHandle> {
+    watcher::spawn_with(config, watcher::UeventSource::Auto, events, cancel)
 }

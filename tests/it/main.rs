@@ -9,5 +9,6 @@ mod daemon;
 mod demo;
 mod deploy;
 mod directory;
+mod dock;
 mod store;
 mod tidy;
