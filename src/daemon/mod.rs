@@ -163,11 +163,16 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
 
     // The dock's first scan tells the engine what is present now, so devices that left
     // while the daemon was down are noticed before the first tap.
-    let present = crate::dock::scan(&config.dock);
-    engine_tx
-        .send(EngineMsg::Input(Input::Inventory { present }))
+    let dock_config = config.dock.clone();
+    let inventory = tokio::task::spawn_blocking(move || crate::dock::scan(&dock_config))
         .await
-        .map_err(|_| anyhow::anyhow!("engine inbox closed at start-up"))?;
+        .context("the dock inventory panicked")?;
+    if let Some(present) = inventory {
+        engine_tx
+            .send(EngineMsg::Input(Input::Inventory { present }))
+            .await
+            .map_err(|_| anyhow::anyhow!("engine inbox closed at start-up"))?;
+    }
 
     // Readers.
     let mut feedback_targets: Vec<FeedbackSink> = Vec::new();

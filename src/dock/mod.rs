@@ -68,3 +68,28 @@ pub fn spawn(
 ) -> std::io::Result<watcher::DockHandle> {
     watcher::spawn_with(config, watcher::UeventSource::Auto, events, cancel)
 }
+
+/// One synchronous look at every configured slot: the phones present now, by slot. The
+/// daemon sends this to the engine as its start-up inventory, before the watcher's events,
+/// so that devices which left while the daemon was down are noticed at once. `None` when
+/// a port stayed unreadable (being plugged in or out) after a few tries: then no
+/// inventory is taken and the watcher's events alone bring the engine up to date.
+pub fn scan(config: &DockConfig) -> Option<Vec<(SlotLabel, DeviceKey)>> {
+    let devices_dir = config.sysfs_root.join("bus/usb/devices");
+    for _attempt in 0..5 {
+        let mut present = Vec::new();
+        let mut unreadable = false;
+        for slot in &config.slots {
+            match device::read_port(&devices_dir, &slot.port) {
+                device::PortReading::Phone(key) => present.push((slot.label.clone(), key)),
+                device::PortReading::Unreadable { .. } => unreadable = true,
+                _ => {}
+            }
+        }
+        if !unreadable {
+            return Some(present);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
