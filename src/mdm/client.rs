@@ -122,7 +122,10 @@ impl fmt::Debug for UemClient {
         f.debug_struct("UemClient")
             .field("base_url", &self.inner.base_url)
             .field("auth", &auth)
-            .field("tenant_code", &self.inner.tenant_code.as_ref().map(|_| "***"))
+            .field(
+                "tenant_code",
+                &self.inner.tenant_code.as_ref().map(|_| "***"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -149,10 +152,14 @@ impl UemClient {
                 key: "uem.ca-file",
                 detail: format!("cannot read {}: {err}", ca_file.display()),
             })?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| MdmError::Setup {
-                key: "uem.ca-file",
-                detail: format!("{} is not a PEM certificate bundle: {err}", ca_file.display()),
-            })?;
+            let certificates =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| MdmError::Setup {
+                    key: "uem.ca-file",
+                    detail: format!(
+                        "{} is not a PEM certificate bundle: {err}",
+                        ca_file.display()
+                    ),
+                })?;
             if certificates.is_empty() {
                 return Err(MdmError::Setup {
                     key: "uem.ca-file",
@@ -244,7 +251,10 @@ impl UemClient {
         loop {
             let delay = pacing_delay(&lock(&self.inner.rate), unix_now());
             if !delay.is_zero() {
-                tracing::debug!(delay_ms = delay.as_millis() as u64, "rate-limit quota low, pacing");
+                tracing::debug!(
+                    delay_ms = delay.as_millis() as u64,
+                    "rate-limit quota low, pacing"
+                );
                 tokio::time::sleep(delay).await;
             }
             let mut request = self
@@ -272,7 +282,10 @@ impl UemClient {
                     None
                 }
             };
-            let response = request.send().await.map_err(|err| transport_error(operation, &err))?;
+            let response = request
+                .send()
+                .await
+                .map_err(|err| transport_error(operation, &err))?;
             self.inner.api_calls.fetch_add(1, Ordering::Relaxed);
             let status = response.status();
             self.observe_rate_headers(response.headers());
@@ -284,7 +297,10 @@ impl UemClient {
                 .to_vec();
             if status == StatusCode::UNAUTHORIZED && !retried_unauthorized {
                 if let Some(token) = token_used {
-                    tracing::info!(operation, "Workspace ONE answered 401; renewing the token and retrying once");
+                    tracing::info!(
+                        operation,
+                        "Workspace ONE answered 401; renewing the token and retrying once"
+                    );
                     self.forget_token(&token).await;
                     retried_unauthorized = true;
                     continue;
@@ -292,7 +308,11 @@ impl UemClient {
             }
             if status == StatusCode::TOO_MANY_REQUESTS {
                 let retry_after = retry_after.or_else(|| self.quota_reset_wait());
-                tracing::warn!(operation, retry_after_s = retry_after.map(|d| d.as_secs()), "Workspace ONE is rate limiting");
+                tracing::warn!(
+                    operation,
+                    retry_after_s = retry_after.map(|d| d.as_secs()),
+                    "Workspace ONE is rate limiting"
+                );
                 return Err(MdmError::RateLimited {
                     operation: operation.to_string(),
                     retry_after,
@@ -311,7 +331,9 @@ impl UemClient {
         query: &[(&str, &str)],
         version: u8,
     ) -> Result<ApiResponse, MdmError> {
-        let response = self.exchange(operation, method, path, query, version).await?;
+        let response = self
+            .exchange(operation, method, path, query, version)
+            .await?;
         if response.status.is_success() {
             Ok(response)
         } else {
@@ -348,7 +370,10 @@ impl UemClient {
             return Ok(());
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(MdmError::RateLimited { operation, retry_after });
+            return Err(MdmError::RateLimited {
+                operation,
+                retry_after,
+            });
         }
         let parsed = ApiErrorBody::parse(&bytes);
         let message = scrub(&parsed.message, &[url]);
@@ -377,7 +402,12 @@ impl UemClient {
     }
 
     /// Turns a non-2xx answer into the error the caller acts on.
-    pub(crate) fn status_error(&self, operation: &str, status: StatusCode, body: &[u8]) -> MdmError {
+    pub(crate) fn status_error(
+        &self,
+        operation: &str,
+        status: StatusCode,
+        body: &[u8],
+    ) -> MdmError {
         let parsed = ApiErrorBody::parse(body);
         let message = self.scrub(&parsed.message);
         let operation = operation.to_string();
@@ -511,7 +541,10 @@ impl UemClient {
                     message,
                     config_key: "uem.auth.token-url (the region's https://…uemauth…/connect/token)",
                 },
-                429 => MdmError::RateLimited { operation, retry_after },
+                429 => MdmError::RateLimited {
+                    operation,
+                    retry_after,
+                },
                 _ => MdmError::ServerError {
                     operation,
                     status: status.as_u16(),
@@ -520,10 +553,11 @@ impl UemClient {
                 },
             });
         }
-        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|err| MdmError::BadResponse {
-            operation: operation.clone(),
-            detail: format!("the token answer is not the expected JSON ({err})"),
-        })?;
+        let parsed: TokenResponse =
+            serde_json::from_slice(&body).map_err(|err| MdmError::BadResponse {
+                operation: operation.clone(),
+                detail: format!("the token answer is not the expected JSON ({err})"),
+            })?;
         if parsed.access_token.trim().is_empty() {
             return Err(MdmError::BadResponse {
                 operation,
@@ -551,14 +585,22 @@ impl UemClient {
     async fn forget_token(&self, used: &Secret) {
         if let Auth::OAuth { token, .. } = &self.inner.auth {
             let mut cached = token.lock().await;
-            if cached.as_ref().is_some_and(|current| current.value == *used) {
+            if cached
+                .as_ref()
+                .is_some_and(|current| current.value == *used)
+            {
                 *cached = None;
             }
         }
     }
 
     fn observe_rate_headers(&self, headers: &HeaderMap) {
-        let number = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
+        let number = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
         let mut rate = lock(&self.inner.rate);
         if let Some(limit) = number("x-ratelimit-limit") {
             rate.limit = u64::try_from(limit).ok();
@@ -569,7 +611,10 @@ impl UemClient {
         if let Some(reset) = number("x-ratelimit-reset") {
             rate.reset_unix = Some(reset);
         }
-        if let Some(id) = headers.get("x-correlation-id").and_then(|v| v.to_str().ok()) {
+        if let Some(id) = headers
+            .get("x-correlation-id")
+            .and_then(|v| v.to_str().ok())
+        {
             rate.correlation_id = Some(id.to_string());
         }
     }
@@ -676,7 +721,9 @@ fn unix_now() -> i64 {
 /// Locks a std mutex, recovering from poisoning: the guarded data are caches and
 /// counters that stay valid even if a holder panicked.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -694,21 +741,39 @@ mod tests {
 
     #[test]
     fn pacing_starts_below_a_tenth_of_the_quota() {
-        assert_eq!(pacing_delay(&rate(1000, 500, Some(2000)), 1000), Duration::ZERO);
-        assert_eq!(pacing_delay(&rate(1000, 101, Some(2000)), 1000), Duration::ZERO);
+        assert_eq!(
+            pacing_delay(&rate(1000, 500, Some(2000)), 1000),
+            Duration::ZERO
+        );
+        assert_eq!(
+            pacing_delay(&rate(1000, 101, Some(2000)), 1000),
+            Duration::ZERO
+        );
         // 1000 s left, 99 calls left: about 10 s each, clamped to 2 s.
         assert_eq!(pacing_delay(&rate(1000, 99, Some(2000)), 1000), PACING_MAX);
         // 5 s left, 99 calls: 50 ms each.
-        assert_eq!(pacing_delay(&rate(1000, 99, Some(1005)), 1000), Duration::from_millis(50));
+        assert_eq!(
+            pacing_delay(&rate(1000, 99, Some(1005)), 1000),
+            Duration::from_millis(50)
+        );
         // The reset is past: the quota has been refilled.
-        assert_eq!(pacing_delay(&rate(1000, 0, Some(900)), 1000), Duration::ZERO);
+        assert_eq!(
+            pacing_delay(&rate(1000, 0, Some(900)), 1000),
+            Duration::ZERO
+        );
         assert_eq!(pacing_delay(&RateState::default(), 1000), Duration::ZERO);
     }
 
     #[test]
     fn scrub_removes_secrets() {
-        assert_eq!(scrub("Tenant code ABC123 does not", &["ABC123"]), "Tenant code *** does not");
-        assert_eq!(strip_url("error sending request for url (http://x/y?token=1)"), "error sending request");
+        assert_eq!(
+            scrub("Tenant code ABC123 does not", &["ABC123"]),
+            "Tenant code *** does not"
+        );
+        assert_eq!(
+            strip_url("error sending request for url (http://x/y?token=1)"),
+            "error sending request"
+        );
     }
 
     #[test]
@@ -716,7 +781,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);

@@ -248,7 +248,10 @@ impl ApiErrorBody {
             return ApiErrorBody::from_json(&value, trimmed);
         }
         let lower = trimmed.to_ascii_lowercase();
-        if lower.starts_with("<!doctype html") || lower.starts_with("<html") || lower.contains("<body") {
+        if lower.starts_with("<!doctype html")
+            || lower.starts_with("<html")
+            || lower.contains("<body")
+        {
             let title = html_title(trimmed).unwrap_or_else(|| strip_tags(trimmed));
             return ApiErrorBody {
                 kind: BodyKind::Html,
@@ -267,21 +270,31 @@ impl ApiErrorBody {
 
     fn from_json(value: &serde_json::Value, raw: &str) -> ApiErrorBody {
         let field = |names: &[&str]| -> Option<&serde_json::Value> {
-            names.iter().find_map(|name| value.get(*name)).filter(|v| !v.is_null())
+            names
+                .iter()
+                .find_map(|name| value.get(*name))
+                .filter(|v| !v.is_null())
         };
-        let error_code = field(&["errorCode", "ErrorCode", "error_code"]).and_then(|code| match code {
-            serde_json::Value::Number(number) => number.as_i64(),
-            serde_json::Value::String(text) => text.trim().parse().ok(),
-            _ => None,
-        });
+        let error_code =
+            field(&["errorCode", "ErrorCode", "error_code"]).and_then(|code| match code {
+                serde_json::Value::Number(number) => number.as_i64(),
+                serde_json::Value::String(text) => text.trim().parse().ok(),
+                _ => None,
+            });
         let nested = value.get("error");
         let message = field(&["message", "Message", "error_description"])
             .and_then(|m| m.as_str().map(str::to_string))
             .or_else(|| match nested {
                 // ASP.NET API Versioning: {"error": {"code": "...", "message": "..."}}.
                 Some(serde_json::Value::Object(inner)) => {
-                    let code = inner.get("code").and_then(|c| c.as_str()).unwrap_or_default();
-                    let message = inner.get("message").and_then(|m| m.as_str()).unwrap_or_default();
+                    let code = inner
+                        .get("code")
+                        .and_then(|c| c.as_str())
+                        .unwrap_or_default();
+                    let message = inner
+                        .get("message")
+                        .and_then(|m| m.as_str())
+                        .unwrap_or_default();
                     Some(format!("{code} {message}").trim().to_string())
                 }
                 // OAuth: {"error": "invalid_client"}.
@@ -289,8 +302,14 @@ impl ApiErrorBody {
                 _ => None,
             })
             .filter(|m| !m.trim().is_empty())
-            .unwrap_or_else(|| format!("a JSON body without a message: {}", collapse_whitespace(raw)));
-        let activity_id = field(&["activityId", "ActivityId"]).and_then(|a| a.as_str().map(str::to_string));
+            .unwrap_or_else(|| {
+                format!(
+                    "a JSON body without a message: {}",
+                    collapse_whitespace(raw)
+                )
+            });
+        let activity_id =
+            field(&["activityId", "ActivityId"]).and_then(|a| a.as_str().map(str::to_string));
         ApiErrorBody {
             kind: BodyKind::Json,
             error_code,
@@ -355,7 +374,9 @@ mod tests {
 
     #[test]
     fn versioning_and_oauth_shapes() {
-        let versioning = ApiErrorBody::parse(br#"{"error":{"code":"UnsupportedApiVersion","message":"not v1"}}"#);
+        let versioning = ApiErrorBody::parse(
+            br#"{"error":{"code":"UnsupportedApiVersion","message":"not v1"}}"#,
+        );
         assert_eq!(versioning.message, "UnsupportedApiVersion not v1");
         let oauth = ApiErrorBody::parse(br#"{"error":"invalid_client"}"#);
         assert_eq!(oauth.message, "invalid_client");

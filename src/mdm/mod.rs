@@ -45,19 +45,32 @@ pub trait Mdm: Send + Sync + 'static {
     /// Asks Workspace ONE about a device: Apple by UDID (with and without the hyphen),
     /// Android by serial number. Always asks the server (the enrolment user may have
     /// changed elsewhere) and remembers the device id.
-    fn lookup_device(&self, device: &DeviceKey) -> impl Future<Output = Result<MdmDeviceInfo, MdmError>> + Send;
+    fn lookup_device(
+        &self,
+        device: &DeviceKey,
+    ) -> impl Future<Output = Result<MdmDeviceInfo, MdmError>> + Send;
 
     /// The numeric id of the one active account named exactly `username`. None or
     /// several such accounts are refused ([`MdmError::NoSuchUser`],
     /// [`MdmError::AmbiguousUser`]). Cached.
-    fn lookup_user(&self, username: &Username) -> impl Future<Output = Result<i64, MdmError>> + Send;
+    fn lookup_user(
+        &self,
+        username: &Username,
+    ) -> impl Future<Output = Result<i64, MdmError>> + Send;
 
     /// Performs one outbox action on a device.
-    fn perform(&self, device: &DeviceKey, action: &MdmAction) -> impl Future<Output = Result<(), MdmError>> + Send;
+    fn perform(
+        &self,
+        device: &DeviceKey,
+        action: &MdmAction,
+    ) -> impl Future<Output = Result<(), MdmError>> + Send;
 
     /// True when a wipe is already pending (or the device is unenrolled). The worker asks
     /// this before re-sending a wipe after a crash, so a wipe is never sent twice.
-    fn wipe_pending(&self, device: &DeviceKey) -> impl Future<Output = Result<bool, MdmError>> + Send;
+    fn wipe_pending(
+        &self,
+        device: &DeviceKey,
+    ) -> impl Future<Output = Result<bool, MdmError>> + Send;
 }
 
 impl Mdm for UemClient {
@@ -82,8 +95,15 @@ impl Mdm for UemClient {
             }
             MdmAction::Command { command } => {
                 let operation = format!("send {} to device {device}", command.api_name());
-                self.device_call(device, &operation, Method::POST, |id| format!("/API/mdm/devices/{id}/commands"), &[("command", command.api_name())], 1)
-                    .await
+                self.device_call(
+                    device,
+                    &operation,
+                    Method::POST,
+                    |id| format!("/API/mdm/devices/{id}/commands"),
+                    &[("command", command.api_name())],
+                    1,
+                )
+                .await
             }
             MdmAction::ChangeOrganizationGroup { group_id } => {
                 let operation = format!("move device {device} to organization group {group_id}");
@@ -91,7 +111,9 @@ impl Mdm for UemClient {
                     device,
                     &operation,
                     Method::PUT,
-                    |id| format!("/API/mdm/devices/{id}/commands/changeorganizationgroup/{group_id}"),
+                    |id| {
+                        format!("/API/mdm/devices/{id}/commands/changeorganizationgroup/{group_id}")
+                    },
                     &[],
                     1,
                 )
@@ -117,10 +139,17 @@ impl UemClient {
         let mut not_found = String::from("no device with this identifier");
         for candidate in identifier_spellings(device) {
             let response = self
-                .exchange(&operation, Method::GET, "/API/mdm/devices", &[("searchby", search_by), ("id", &candidate)], 1)
+                .exchange(
+                    &operation,
+                    Method::GET,
+                    "/API/mdm/devices",
+                    &[("searchby", search_by), ("id", &candidate)],
+                    1,
+                )
                 .await?;
             let empty = response.body.iter().all(u8::is_ascii_whitespace);
-            if response.status == StatusCode::NO_CONTENT || (response.status.is_success() && empty) {
+            if response.status == StatusCode::NO_CONTENT || (response.status.is_success() && empty)
+            {
                 continue;
             }
             if response.status == StatusCode::NOT_FOUND {
@@ -175,11 +204,17 @@ impl UemClient {
                     &operation,
                     Method::GET,
                     "/API/system/users/search",
-                    &[("username", username.as_str()), ("page", &page_text), ("pagesize", USER_PAGE_SIZE)],
+                    &[
+                        ("username", username.as_str()),
+                        ("page", &page_text),
+                        ("pagesize", USER_PAGE_SIZE),
+                    ],
                     1,
                 )
                 .await?;
-            if response.status == StatusCode::NO_CONTENT || response.body.iter().all(u8::is_ascii_whitespace) {
+            if response.status == StatusCode::NO_CONTENT
+                || response.body.iter().all(u8::is_ascii_whitespace)
+            {
                 break;
             }
             let result: UserSearchV1 = parse_json(&operation, &response.body)?;
@@ -188,10 +223,13 @@ impl UemClient {
             for user in result.users {
                 // Substring search on the server: keep only the exact, active account(s).
                 if user.user_name.as_deref() == Some(username.as_str()) && user.is_active() {
-                    let id = user.id.map(|id| id.value).ok_or_else(|| MdmError::BadResponse {
-                        operation: operation.clone(),
-                        detail: format!("the account {username:?} has no Id"),
-                    })?;
+                    let id = user
+                        .id
+                        .map(|id| id.value)
+                        .ok_or_else(|| MdmError::BadResponse {
+                            operation: operation.clone(),
+                            detail: format!("the account {username:?} has no Id"),
+                        })?;
                     exact_active.push(id);
                 }
             }
@@ -227,7 +265,9 @@ impl UemClient {
             let path = format!("/API/mdm/devices/{device_id}/enrollmentuser/{user_id}");
             match self.call(&operation, Method::PATCH, &path, &[], 2).await {
                 Ok(_) => break,
-                Err(err) if attempt == 0 && is_not_found(&err) && (device_cached || user_cached) => {
+                Err(err)
+                    if attempt == 0 && is_not_found(&err) && (device_cached || user_cached) =>
+                {
                     tracing::info!(%device, %username, "cached Workspace ONE ids are stale; looking them up again");
                     let mut caches = lock(&self.inner.caches);
                     caches.devices.remove(device);
@@ -238,7 +278,15 @@ impl UemClient {
         }
         if self.inner.verify_after_assign {
             let verify = format!("verify the enrolment user of device {device}");
-            let response = self.call(&verify, Method::GET, &format!("/API/mdm/devices/{device_id}"), &[], 1).await?;
+            let response = self
+                .call(
+                    &verify,
+                    Method::GET,
+                    &format!("/API/mdm/devices/{device_id}"),
+                    &[],
+                    1,
+                )
+                .await?;
             let found: DeviceV1 = parse_json(&verify, &response.body)?;
             if found.enrollment_user().as_ref() != Some(username) {
                 return Err(MdmError::VerifyFailed {
@@ -264,7 +312,10 @@ impl UemClient {
     ) -> Result<(), MdmError> {
         for attempt in 0..2 {
             let (device_id, cached) = self.device_id(device).await?;
-            match self.call(operation, method.clone(), &path(device_id), query, version).await {
+            match self
+                .call(operation, method.clone(), &path(device_id), query, version)
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(err) if attempt == 0 && cached && is_not_found(&err) => {
                     lock(&self.inner.caches).devices.remove(device);
@@ -313,7 +364,10 @@ mod tests {
         let modern = DeviceKey::apple_from_usb_serial("00008110000a1b2c3d4e801e");
         assert_eq!(
             identifier_spellings(&modern),
-            vec!["00008110-000A1B2C3D4E801E".to_string(), "00008110000A1B2C3D4E801E".to_string()]
+            vec![
+                "00008110-000A1B2C3D4E801E".to_string(),
+                "00008110000A1B2C3D4E801E".to_string()
+            ]
         );
         let old = DeviceKey::apple_from_usb_serial(&"b".repeat(40));
         assert_eq!(identifier_spellings(&old), vec!["B".repeat(40)]);

@@ -80,7 +80,11 @@ impl DeviceV1 {
 
     /// True when a wipe is pending or the device has left management.
     pub fn wipe_pending(&self) -> bool {
-        let status = self.enrollment_status.as_deref().unwrap_or_default().to_ascii_lowercase();
+        let status = self
+            .enrollment_status
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         status.contains("wipepending") || status == "unenrolled"
     }
 
@@ -140,9 +144,10 @@ impl UserV1 {
     pub fn is_active(&self) -> bool {
         match &self.status {
             Some(serde_json::Value::Bool(active)) => *active,
-            Some(serde_json::Value::String(text)) => {
-                !matches!(text.trim().to_ascii_lowercase().as_str(), "false" | "inactive" | "0")
-            }
+            Some(serde_json::Value::String(text)) => !matches!(
+                text.trim().to_ascii_lowercase().as_str(),
+                "false" | "inactive" | "0"
+            ),
             Some(serde_json::Value::Number(number)) => number.as_i64() != Some(0),
             _ => true,
         }

@@ -24,7 +24,10 @@ pub(crate) struct ApiRequest<'a> {
 
 impl ApiRequest<'_> {
     fn param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.query
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 }
 
@@ -77,7 +80,12 @@ impl Reply {
 }
 
 /// `{"errorCode", "message", "activityId"}` with the given status.
-pub(crate) fn error_reply(status: u16, error_code: i64, message: &str, supported: &'static str) -> Reply {
+pub(crate) fn error_reply(
+    status: u16,
+    error_code: i64,
+    message: &str,
+    supported: &'static str,
+) -> Reply {
     Reply::json(status, error_body(error_code, message), supported)
 }
 
@@ -89,7 +97,10 @@ pub(crate) fn error_body(error_code: i64, message: &str) -> Value {
 /// The IIS page an unknown route gets (written for the simulator, in the shape of the
 /// real one saved as `error_404_unknown_route.html`).
 pub(crate) fn unknown_route_page(path: &str) -> String {
-    let escaped = path.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let escaped = path
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
     format!(
         "<!DOCTYPE html>\r\n<html>\r\n    <head>\r\n        <title>The resource cannot be found.</title>\r\n    </head>\r\n    <body bgcolor=\"white\">\r\n            <span><H1>Server Error in '/API' Application.<hr width=100% size=1 color=silver></H1>\r\n            <h2> <i>The resource cannot be found.</i> </h2></span>\r\n            <b> Description: </b>HTTP 404. The resource you are looking for (or one of its dependencies) could have been removed, had its name changed, or is temporarily unavailable.  Please review the following URL and make sure that it is spelled correctly.\r\n            <br><br>\r\n            <b> Requested URL: </b>{escaped}<br><br>\r\n    </body>\r\n</html>"
     )
@@ -175,12 +186,15 @@ pub(crate) fn dispatch(sim: &Sim, request: &ApiRequest<'_>) -> Reply {
         ["api", "mdm", "devices", "udid", _] => match method {
             "GET" if version_ok(request, &[1]) => {
                 let udid = original.get(4).copied().unwrap_or_default();
-                let found = state
-                    .devices
-                    .values()
-                    .find(|d| d.udid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(udid)));
+                let found = state.devices.values().find(|d| {
+                    d.udid
+                        .as_deref()
+                        .is_some_and(|u| u.eq_ignore_ascii_case(udid))
+                });
                 match found {
-                    Some(device) => Reply::json(200, device_json(&state, device, false), V1).device(device.id),
+                    Some(device) => {
+                        Reply::json(200, device_json(&state, device, false), V1).device(device.id)
+                    }
                     None => device_not_found(V1),
                 }
             }
@@ -188,10 +202,14 @@ pub(crate) fn dispatch(sim: &Sim, request: &ApiRequest<'_>) -> Reply {
             _ => method_not_allowed(method, V1),
         },
         ["api", "mdm", "devices", id] => match method {
-            "GET" if version_ok(request, &[1]) => match id.parse::<i64>().ok().and_then(|id| state.devices.get(&id)) {
-                Some(device) => Reply::json(200, device_json(&state, device, false), V1).device(device.id),
-                None => device_not_found(V1),
-            },
+            "GET" if version_ok(request, &[1]) => {
+                match id.parse::<i64>().ok().and_then(|id| state.devices.get(&id)) {
+                    Some(device) => {
+                        Reply::json(200, device_json(&state, device, false), V1).device(device.id)
+                    }
+                    None => device_not_found(V1),
+                }
+            }
             "GET" => unsupported_version(request, V1),
             _ => method_not_allowed(method, V1),
         },
@@ -208,7 +226,8 @@ pub(crate) fn dispatch(sim: &Sim, request: &ApiRequest<'_>) -> Reply {
             "POST" => unsupported_version(request, V1),
             _ => method_not_allowed(method, V1),
         },
-        ["api", "mdm", "devices", id, "commands", "changeorganizationgroup", group] => match method {
+        ["api", "mdm", "devices", id, "commands", "changeorganizationgroup", group] => match method
+        {
             "PUT" if version_ok(request, &[1]) => change_group(&mut state, id, group),
             "PUT" => unsupported_version(request, V1),
             _ => method_not_allowed(method, V1),
@@ -219,10 +238,12 @@ pub(crate) fn dispatch(sim: &Sim, request: &ApiRequest<'_>) -> Reply {
             _ => method_not_allowed(method, V12),
         },
         ["api", "system", "users", id] => match method {
-            "GET" if version_ok(request, &[1]) => match id.parse::<i64>().ok().and_then(|id| state.users.get(&id)) {
-                Some(user) => Reply::json(200, user_json(&state, user), V1).user(user.id),
-                None => error_reply(404, 404, "User not found.", V1),
-            },
+            "GET" if version_ok(request, &[1]) => {
+                match id.parse::<i64>().ok().and_then(|id| state.users.get(&id)) {
+                    Some(user) => Reply::json(200, user_json(&state, user), V1).user(user.id),
+                    None => error_reply(404, 404, "User not found.", V1),
+                }
+            }
             "GET" => unsupported_version(request, V1),
             _ => method_not_allowed(method, V1),
         },
@@ -233,19 +254,31 @@ pub(crate) fn dispatch(sim: &Sim, request: &ApiRequest<'_>) -> Reply {
 fn find_by_alternate_id<'s>(state: &'s State, request: &ApiRequest<'_>) -> Option<&'s SimDevice> {
     let search_by = request.param("searchby")?.to_ascii_lowercase();
     let value = request.param("id")?.trim();
-    state.devices.values().find(|device| match search_by.as_str() {
-        // [I] Matching ignores case but not the hyphen: a UDID must be spelled as stored.
-        "udid" => device.udid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(value)),
-        "serialnumber" => device.serial_number.eq_ignore_ascii_case(value),
-        "macaddress" => device.mac_address.eq_ignore_ascii_case(value),
-        "deviceid" => value.parse::<i64>().is_ok_and(|id| id == device.id),
-        _ => false,
-    })
+    state
+        .devices
+        .values()
+        .find(|device| match search_by.as_str() {
+            // [I] Matching ignores case but not the hyphen: a UDID must be spelled as stored.
+            "udid" => device
+                .udid
+                .as_deref()
+                .is_some_and(|u| u.eq_ignore_ascii_case(value)),
+            "serialnumber" => device.serial_number.eq_ignore_ascii_case(value),
+            "macaddress" => device.mac_address.eq_ignore_ascii_case(value),
+            "deviceid" => value.parse::<i64>().is_ok_and(|id| id == device.id),
+            _ => false,
+        })
 }
 
 fn get_device_by_alternate_id(state: &State, request: &ApiRequest<'_>) -> Reply {
-    let search_by = request.param("searchby").unwrap_or_default().to_ascii_lowercase();
-    if !matches!(search_by.as_str(), "udid" | "serialnumber" | "macaddress" | "imeinumber" | "easid" | "deviceid") {
+    let search_by = request
+        .param("searchby")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if !matches!(
+        search_by.as_str(),
+        "udid" | "serialnumber" | "macaddress" | "imeinumber" | "easid" | "deviceid"
+    ) {
         return error_reply(
             400,
             400,
@@ -265,7 +298,10 @@ fn get_device_by_alternate_id(state: &State, request: &ApiRequest<'_>) -> Reply 
 
 /// Page and page size (0-based page, size capped at 500 like the real search).
 fn paging(request: &ApiRequest<'_>) -> (usize, usize) {
-    let page = request.param("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let page = request
+        .param("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     let page_size = request
         .param("pagesize")
         .and_then(|p| p.parse::<usize>().ok())
@@ -283,10 +319,26 @@ fn search_devices(state: &State, request: &ApiRequest<'_>) -> Reply {
     let matches: Vec<&SimDevice> = state
         .devices
         .values()
-        .filter(|d| request.param("user").is_none_or(|u| contains_ci(&d.username, u)))
-        .filter(|d| request.param("platform").is_none_or(|p| d.platform.api_name().eq_ignore_ascii_case(p)))
-        .filter(|d| request.param("model").is_none_or(|m| contains_ci(&d.model, m)))
-        .filter(|d| request.param("lgid").is_none_or(|g| g.parse::<i64>().is_ok_and(|g| g == d.group_id)))
+        .filter(|d| {
+            request
+                .param("user")
+                .is_none_or(|u| contains_ci(&d.username, u))
+        })
+        .filter(|d| {
+            request
+                .param("platform")
+                .is_none_or(|p| d.platform.api_name().eq_ignore_ascii_case(p))
+        })
+        .filter(|d| {
+            request
+                .param("model")
+                .is_none_or(|m| contains_ci(&d.model, m))
+        })
+        .filter(|d| {
+            request
+                .param("lgid")
+                .is_none_or(|g| g.parse::<i64>().is_ok_and(|g| g == d.group_id))
+        })
         .collect();
     if matches.is_empty() {
         // Recorded on SaaS: an empty search is 204 with no body.
@@ -311,16 +363,34 @@ fn search_users(state: &State, request: &ApiRequest<'_>) -> Reply {
     let matches: Vec<&SimUser> = state
         .users
         .values()
-        .filter(|u| request.param("username").is_none_or(|n| contains_ci(&u.username, n)))
-        .filter(|u| request.param("firstname").is_none_or(|n| contains_ci(&u.first_name, n)))
-        .filter(|u| request.param("lastname").is_none_or(|n| contains_ci(&u.last_name, n)))
-        .filter(|u| request.param("email").is_none_or(|n| contains_ci(&u.email, n)))
         .filter(|u| {
-            request.param("status").is_none_or(|s| match s.to_ascii_lowercase().as_str() {
-                "active" => u.active,
-                "inactive" => !u.active,
-                _ => true,
-            })
+            request
+                .param("username")
+                .is_none_or(|n| contains_ci(&u.username, n))
+        })
+        .filter(|u| {
+            request
+                .param("firstname")
+                .is_none_or(|n| contains_ci(&u.first_name, n))
+        })
+        .filter(|u| {
+            request
+                .param("lastname")
+                .is_none_or(|n| contains_ci(&u.last_name, n))
+        })
+        .filter(|u| {
+            request
+                .param("email")
+                .is_none_or(|n| contains_ci(&u.email, n))
+        })
+        .filter(|u| {
+            request
+                .param("status")
+                .is_none_or(|s| match s.to_ascii_lowercase().as_str() {
+                    "active" => u.active,
+                    "inactive" => !u.active,
+                    _ => true,
+                })
         })
         .collect();
     if matches.is_empty() {
@@ -353,18 +423,28 @@ fn change_enrollment_user(state: &mut State, device_id: &str, user_id: &str) -> 
         return error_reply(404, 404, "Enrollment user not found.", "2").device(device_id);
     };
     if device.platform != SimPlatform::Apple {
-        return error_reply(400, 400, "The checkout action is supported only for MacOS and iOS devices.", "2")
-            .device(device_id)
-            .user(user.id);
+        return error_reply(
+            400,
+            400,
+            "The checkout action is supported only for MacOS and iOS devices.",
+            "2",
+        )
+        .device(device_id)
+        .user(user.id);
     }
     let multi_staged = device
         .staged_by
         .and_then(|staging| state.users.get(&staging))
         .is_some_and(|staging| staging.staging == Staging::Multi);
     if !multi_staged {
-        return error_reply(400, 400, "Device is not enrolled to Multi-Staging enrollment User.", "2")
-            .device(device_id)
-            .user(user.id);
+        return error_reply(
+            400,
+            400,
+            "Device is not enrolled to Multi-Staging enrollment User.",
+            "2",
+        )
+        .device(device_id)
+        .user(user.id);
     }
     if let Some(device) = state.devices.get_mut(&device_id) {
         device.user_id = user.id;
@@ -416,10 +496,18 @@ fn command(state: &mut State, device_id: i64, request: &ApiRequest<'_>) -> Reply
 }
 
 fn change_group(state: &mut State, device_id: &str, group: &str) -> Reply {
-    let Some(device_id) = device_id.parse::<i64>().ok().filter(|id| state.devices.contains_key(id)) else {
+    let Some(device_id) = device_id
+        .parse::<i64>()
+        .ok()
+        .filter(|id| state.devices.contains_key(id))
+    else {
         return device_not_found(V1);
     };
-    let Some(group_id) = group.parse::<i64>().ok().filter(|id| state.groups.contains_key(id)) else {
+    let Some(group_id) = group
+        .parse::<i64>()
+        .ok()
+        .filter(|id| state.groups.contains_key(id))
+    else {
         // [I] Code and message unverified.
         return error_reply(404, 404, "Organization group not found.", V1).device(device_id);
     };
@@ -439,7 +527,13 @@ fn device_json(state: &State, device: &SimDevice, in_search: bool) -> Value {
     let group_name = group.map(|g| g.name.clone()).unwrap_or_default();
     let group_uuid = group.map(|g| g.uuid.clone()).unwrap_or_default();
     let user = state.users.get(&device.user_id);
-    let user_display = user.map(|u| format!("{} {}", u.first_name, u.last_name).trim().to_string()).unwrap_or_default();
+    let user_display = user
+        .map(|u| {
+            format!("{} {}", u.first_name, u.last_name)
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default();
     let user_uuid = user.map(|u| u.uuid.clone()).unwrap_or_default();
     let user_email = user.map(|u| u.email.clone()).unwrap_or_default();
     let apple = device.platform == SimPlatform::Apple;
@@ -516,7 +610,11 @@ fn user_json(state: &State, user: &SimUser) -> Value {
         Staging::Single => (1, true),
         Staging::Multi => (2, true),
     };
-    let enrolled = state.devices.values().filter(|d| d.user_id == user.id).count();
+    let enrolled = state
+        .devices
+        .values()
+        .filter(|d| d.user_id == user.id)
+        .count();
     json!({
         "UserName": user.username,
         "Password": "",

@@ -97,7 +97,9 @@ impl Scope {
         match self {
             Scope::All => true,
             Scope::Method(wanted) => method.eq_ignore_ascii_case(wanted),
-            Scope::PathPrefix(prefix) => path.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase()),
+            Scope::PathPrefix(prefix) => path
+                .to_ascii_lowercase()
+                .starts_with(&prefix.to_ascii_lowercase()),
         }
     }
 }
@@ -115,7 +117,11 @@ impl fmt::Display for Scope {
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Fault::ServerError { status, count, scope } => write!(f, "{status}:{count}{scope}"),
+            Fault::ServerError {
+                status,
+                count,
+                scope,
+            } => write!(f, "{status}:{count}{scope}"),
             Fault::TooManyRequests {
                 retry_after_s: None,
                 count,
@@ -249,7 +255,9 @@ fn parse_scope(scope: &str) -> Result<Scope, String> {
     } else if !scope.is_empty() && scope.chars().all(|c| c.is_ascii_alphabetic()) {
         Ok(Scope::Method(scope.to_ascii_uppercase()))
     } else {
-        Err(format!("@{scope}: a scope is a method (@PATCH) or a path prefix (@/API/mdm)"))
+        Err(format!(
+            "@{scope}: a scope is a method (@PATCH) or a path prefix (@/API/mdm)"
+        ))
     }
 }
 
@@ -316,7 +324,9 @@ impl ActiveFault {
     pub(crate) fn hit(&self) -> Option<Hit> {
         match &self.fault {
             Fault::ServerError { status, .. } => Some(Hit::ServerError(*status)),
-            Fault::TooManyRequests { retry_after_s, .. } => Some(Hit::TooManyRequests(*retry_after_s)),
+            Fault::TooManyRequests { retry_after_s, .. } => {
+                Some(Hit::TooManyRequests(*retry_after_s))
+            }
             Fault::Timeout { .. } => Some(Hit::Timeout),
             Fault::Unauthorized { .. } => Some(Hit::Unauthorized),
             _ => None,
@@ -366,8 +376,16 @@ mod tests {
             let fault = parse_fault(text).unwrap_or_else(|err| panic!("{text}: {err}"));
             assert_eq!(parse_fault(&fault.to_string()), Ok(fault.clone()), "{text}");
         }
-        assert_eq!(parse_fault("outage:300s"), Ok(Fault::Outage { duration_ms: 300_000 }));
-        assert_eq!(parse_fault("outage:2"), Ok(Fault::Outage { duration_ms: 2_000 }));
+        assert_eq!(
+            parse_fault("outage:300s"),
+            Ok(Fault::Outage {
+                duration_ms: 300_000
+            })
+        );
+        assert_eq!(
+            parse_fault("outage:2"),
+            Ok(Fault::Outage { duration_ms: 2_000 })
+        );
         assert_eq!(parse_fault("latency:300"), Ok(Fault::Latency { ms: 300 }));
         assert_eq!(
             parse_fault("429-retry-after:2"),
@@ -381,7 +399,17 @@ mod tests {
 
     #[test]
     fn bad_forms_say_what_to_write() {
-        for text in ["", "404", "500:0", "500:x", "outage", "latency:fast", "token-expiry@PATCH", "500@x y", "429:1:2"] {
+        for text in [
+            "",
+            "404",
+            "500:0",
+            "500:x",
+            "outage",
+            "latency:fast",
+            "token-expiry@PATCH",
+            "500@x y",
+            "429:1:2",
+        ] {
             let err = parse_fault(text).expect_err(text);
             assert!(!err.is_empty());
         }

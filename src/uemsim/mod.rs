@@ -35,7 +35,10 @@ mod server;
 mod state;
 
 pub use fault::{parse_fault, Fault, Scope};
-pub use seed::{Seed, SeedAccount, SeedClient, SeedDevice, SeedGroup, SeedUser, SimPlatform, Staging, DEFAULT_SEED_JSON};
+pub use seed::{
+    Seed, SeedAccount, SeedClient, SeedDevice, SeedGroup, SeedUser, SimPlatform, Staging,
+    DEFAULT_SEED_JSON,
+};
 pub use server::{serve, start, SimHandle};
 pub use state::{JournalEntry, RateLimit, SimDevice, SimGroup, SimStateView, SimUser};
 

@@ -225,19 +225,28 @@ impl Seed {
 
     /// Reads and checks a seed file.
     pub fn load(path: &Path) -> anyhow::Result<Seed> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| anyhow::anyhow!("cannot read the seed file {}: {err}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            anyhow::anyhow!("cannot read the seed file {}: {err}", path.display())
+        })?;
         Seed::parse(&text, &path.display().to_string())
     }
 
     /// Parses and checks seed text (`origin` names it in errors).
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<Seed> {
         let seed: Seed = serde_json::from_str(text).map_err(|err| {
-            anyhow::anyhow!("{origin} is not a valid seed (line {}, column {}): {err}", err.line(), err.column())
+            anyhow::anyhow!(
+                "{origin} is not a valid seed (line {}, column {}): {err}",
+                err.line(),
+                err.column()
+            )
         })?;
         let problems = seed.problems();
         if !problems.is_empty() {
-            anyhow::bail!("{origin} has {} problem(s):\n  {}", problems.len(), problems.join("\n  "));
+            anyhow::bail!(
+                "{origin} has {} problem(s):\n  {}",
+                problems.len(),
+                problems.join("\n  ")
+            );
         }
         Ok(seed)
     }
@@ -251,7 +260,9 @@ impl Seed {
                 problems.push(format!("organization group id {} is used twice", group.id));
             }
         }
-        if self.organization_groups.is_empty() && (!self.users.is_empty() || !self.devices.is_empty()) {
+        if self.organization_groups.is_empty()
+            && (!self.users.is_empty() || !self.devices.is_empty())
+        {
             problems.push("organization-groups is empty: add at least one group".to_string());
         }
         let mut user_ids = BTreeSet::new();
@@ -263,7 +274,10 @@ impl Seed {
                 problems.push(format!("user {} has an empty username", user.id));
             }
             if let Some(group) = user.group_id.filter(|g| !group_ids.contains(g)) {
-                problems.push(format!("user {} names organization group {group}, which does not exist", user.id));
+                problems.push(format!(
+                    "user {} names organization group {group}, which does not exist",
+                    user.id
+                ));
             }
         }
         let mut device_ids = BTreeSet::new();
@@ -271,21 +285,38 @@ impl Seed {
             if !device_ids.insert(device.id) {
                 problems.push(format!("device id {} is used twice", device.id));
             }
-            if device.platform == SimPlatform::Apple && device.udid.as_deref().is_none_or(|u| u.trim().is_empty()) {
-                problems.push(format!("device {} is an Apple device without a udid", device.id));
+            if device.platform == SimPlatform::Apple
+                && device.udid.as_deref().is_none_or(|u| u.trim().is_empty())
+            {
+                problems.push(format!(
+                    "device {} is an Apple device without a udid",
+                    device.id
+                ));
             }
             if !user_ids.contains(&device.user_id) {
-                problems.push(format!("device {} has user-id {}, which is not a user", device.id, device.user_id));
+                problems.push(format!(
+                    "device {} has user-id {}, which is not a user",
+                    device.id, device.user_id
+                ));
             }
             if let Some(staged_by) = device.staged_by.filter(|u| !user_ids.contains(u)) {
-                problems.push(format!("device {} has staged-by {staged_by}, which is not a user", device.id));
+                problems.push(format!(
+                    "device {} has staged-by {staged_by}, which is not a user",
+                    device.id
+                ));
             }
             if let Some(group) = device.group_id.filter(|g| !group_ids.contains(g)) {
-                problems.push(format!("device {} names organization group {group}, which does not exist", device.id));
+                problems.push(format!(
+                    "device {} names organization group {group}, which does not exist",
+                    device.id
+                ));
             }
         }
         if self.oauth_clients.is_empty() && self.basic_accounts.is_empty() {
-            problems.push("no oauth-clients and no basic-accounts: nobody could call the simulator".to_string());
+            problems.push(
+                "no oauth-clients and no basic-accounts: nobody could call the simulator"
+                    .to_string(),
+            );
         }
         problems
     }
@@ -303,10 +334,22 @@ mod tests {
         assert_eq!(named("alice"), 1);
         assert_eq!(named("alice2"), 1);
         assert!(seed.users.iter().any(|u| u.staging == Staging::Multi));
-        let android = seed.devices.iter().filter(|d| d.platform == SimPlatform::Android).count();
+        let android = seed
+            .devices
+            .iter()
+            .filter(|d| d.platform == SimPlatform::Android)
+            .count();
         assert_eq!(android, 2);
-        let udid_lengths: BTreeSet<usize> = seed.devices.iter().filter_map(|d| d.udid.as_ref()).map(|u| u.len()).collect();
-        assert!(udid_lengths.contains(&25) && udid_lengths.contains(&40), "{udid_lengths:?}");
+        let udid_lengths: BTreeSet<usize> = seed
+            .devices
+            .iter()
+            .filter_map(|d| d.udid.as_ref())
+            .map(|u| u.len())
+            .collect();
+        assert!(
+            udid_lengths.contains(&25) && udid_lengths.contains(&40),
+            "{udid_lengths:?}"
+        );
     }
 
     #[test]
@@ -315,10 +358,20 @@ mod tests {
             "users":[{"id":1,"username":"x"},{"id":1,"username":""}],
             "devices":[{"id":5,"platform":"apple","serial-number":"s","user-id":9,"staged-by":8,"group-id":3}]}"#;
         let err = Seed::parse(text, "test").expect_err("invalid").to_string();
-        for needle in ["used twice", "empty username", "without a udid", "user-id 9", "staged-by 8", "group 3", "nobody"] {
+        for needle in [
+            "used twice",
+            "empty username",
+            "without a udid",
+            "user-id 9",
+            "staged-by 8",
+            "group 3",
+            "nobody",
+        ] {
             assert!(err.contains(needle), "{needle}: {err}");
         }
-        let typo = Seed::parse(r#"{"usres": []}"#, "typo").expect_err("unknown key").to_string();
+        let typo = Seed::parse(r#"{"usres": []}"#, "typo")
+            .expect_err("unknown key")
+            .to_string();
         assert!(typo.contains("usres"), "{typo}");
     }
 }

@@ -29,11 +29,17 @@ use crate::domain::{Secret, Username};
 use crate::uemsim::api::{self, error_body, ApiRequest, Reply, ReplyBody};
 use crate::uemsim::fault::{parse_fault, Fault, Hit};
 use crate::uemsim::seed::{Seed, Staging};
-use crate::uemsim::state::{guid, mix, unix_now, JournalEntry, RateLimit, Sim, SimDevice, SimStateView, SimUser};
+use crate::uemsim::state::{
+    guid, mix, unix_now, JournalEntry, RateLimit, Sim, SimDevice, SimStateView, SimUser,
+};
 use crate::uemsim::SimOptions;
 
 /// Serves the simulator on `listener` until `shutdown` completes.
-pub async fn serve(listener: TcpListener, options: SimOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    options: SimOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let sim = Arc::new(build(&options)?);
     run(listener, sim, shutdown).await
 }
@@ -43,7 +49,9 @@ pub async fn start(options: SimOptions) -> anyhow::Result<SimHandle> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("cannot bind the simulator to 127.0.0.1:0")?;
-    let addr = listener.local_addr().context("cannot read the simulator's address")?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the simulator's address")?;
     let sim = Arc::new(build(&options)?);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(run(listener, Arc::clone(&sim), async move {
@@ -67,7 +75,9 @@ pub struct SimHandle {
 
 impl std::fmt::Debug for SimHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimHandle").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,7 +141,10 @@ impl SimHandle {
             .lock()
             .devices
             .values()
-            .find(|d| d.udid.as_deref().is_some_and(|u| compact(u) == wanted) || compact(&d.serial_number) == wanted)
+            .find(|d| {
+                d.udid.as_deref().is_some_and(|u| compact(u) == wanted)
+                    || compact(&d.serial_number) == wanted
+            })
             .cloned()
     }
 
@@ -142,7 +155,13 @@ impl SimHandle {
 
     /// Every account with exactly this username.
     pub fn users_named(&self, username: &str) -> Vec<SimUser> {
-        self.sim.lock().users.values().filter(|u| u.username == username).cloned().collect()
+        self.sim
+            .lock()
+            .users
+            .values()
+            .filter(|u| u.username == username)
+            .cloned()
+            .collect()
     }
 
     /// Everything `GET /_sim/state` shows.
@@ -235,7 +254,11 @@ fn build(options: &SimOptions) -> anyhow::Result<Sim> {
     Ok(sim)
 }
 
-async fn run(listener: TcpListener, sim: Arc<Sim>, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+async fn run(
+    listener: TcpListener,
+    sim: Arc<Sim>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let cancel = sim.shutdown.clone();
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "Workspace ONE simulator listening");
@@ -270,7 +293,10 @@ fn new_entry(method: &Method, uri: &Uri, auth: &str) -> JournalEntry {
         seq: 0,
         at_ms: 0,
         method: method.as_str().to_string(),
-        path: uri.path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| uri.path().to_string()),
+        path: uri
+            .path_and_query()
+            .map(|pq| pq.as_str().to_string())
+            .unwrap_or_else(|| uri.path().to_string()),
         status: 0,
         api_version: None,
         auth: auth.to_string(),
@@ -282,7 +308,12 @@ fn new_entry(method: &Method, uri: &Uri, auth: &str) -> JournalEntry {
 }
 
 /// Latency, outage and counted faults. `Some` is the whole answer.
-async fn prelude(sim: &Sim, method: &Method, path: &str, entry: &mut JournalEntry) -> Option<Response> {
+async fn prelude(
+    sim: &Sim,
+    method: &Method,
+    path: &str,
+    entry: &mut JournalEntry,
+) -> Option<Response> {
     let latency = sim.latency();
     if !latency.is_zero() {
         tokio::select! {
@@ -307,7 +338,10 @@ async fn prelude(sim: &Sim, method: &Method, path: &str, entry: &mut JournalEntr
             }
             return Some(html_response(504, api::outage_page()));
         }
-        Hit::ServerError(500) => json_response(500, &error_body(500, "An unexpected error occurred. Please try again later.")),
+        Hit::ServerError(500) => json_response(
+            500,
+            &error_body(500, "An unexpected error occurred. Please try again later."),
+        ),
         Hit::ServerError(status) => html_response(status, api::outage_page()),
         Hit::TooManyRequests(retry_after) => {
             let mut response = json_response(429, &error_body(429, "Too many requests."));
@@ -327,7 +361,12 @@ fn finish(sim: &Sim, entry: &mut JournalEntry, response: Response) -> Response {
     response
 }
 
-async fn api_call(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn api_call(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let auth_label = auth_label(&headers);
     let mut entry = new_entry(&method, &uri, auth_label);
     let path = uri.path().to_string();
@@ -347,7 +386,11 @@ async fn api_call(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers
     if !allowed {
         entry.fault = Some("quota".into());
         let mut response = json_response(429, &error_body(429, "API rate limit exceeded."));
-        insert(&mut response, "retry-after", &(rate.reset_unix - unix_now()).max(1).to_string());
+        insert(
+            &mut response,
+            "retry-after",
+            &(rate.reset_unix - unix_now()).max(1).to_string(),
+        );
         add_api_headers(&mut response, &sim, &rate, version);
         return finish(&sim, &mut entry, response);
     }
@@ -366,7 +409,13 @@ async fn api_call(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers
     finish(&sim, &mut entry, response)
 }
 
-fn render(sim: &Sim, method: &Method, path: &str, reply: Reply, entry: &mut JournalEntry) -> Response {
+fn render(
+    sim: &Sim,
+    method: &Method,
+    path: &str,
+    reply: Reply,
+    entry: &mut JournalEntry,
+) -> Response {
     let status = reply.status;
     let mut response = match reply.body {
         ReplyBody::Empty => empty_response(status),
@@ -394,11 +443,19 @@ fn add_api_headers(response: &mut Response, sim: &Sim, rate: &RateLimit, version
     let correlation = guid(0xc0, mix(sim.elapsed_ms() ^ rate.remaining.rotate_left(17)));
     insert(response, "x-correlation-id", &correlation);
     insert(response, "x-ratelimit-limit", &rate.limit.to_string());
-    insert(response, "x-ratelimit-remaining", &rate.remaining.to_string());
+    insert(
+        response,
+        "x-ratelimit-remaining",
+        &rate.remaining.to_string(),
+    );
     insert(response, "x-ratelimit-reset", &rate.reset_unix.to_string());
     insert(response, "x-api-version", &format!("v{version}"));
     insert(response, "x-content-type-options", "nosniff");
-    insert(response, "strict-transport-security", "max-age=31536000; includeSubDomains");
+    insert(
+        response,
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains",
+    );
 }
 
 /// `Accept: application/json;version=N` → N; no version means 1.
@@ -410,7 +467,9 @@ fn accept_version(headers: &HeaderMap) -> u8 {
         .flat_map(|value| value.split([';', ',']))
         .filter_map(|part| {
             let (name, value) = part.split_once('=')?;
-            name.trim().eq_ignore_ascii_case("version").then(|| value.trim().trim_matches('"').parse::<u8>().ok())?
+            name.trim()
+                .eq_ignore_ascii_case("version")
+                .then(|| value.trim().trim_matches('"').parse::<u8>().ok())?
         })
         .next()
         .unwrap_or(1)
@@ -439,15 +498,27 @@ fn auth_refusal(sim: &Sim, headers: &HeaderMap) -> Option<Response> {
         .unwrap_or_default()
         .trim()
         .to_string();
-    let sent_tenant = headers.get("aw-tenant-code").and_then(|v| v.to_str().ok()).map(str::trim).map(str::to_string);
+    let sent_tenant = headers
+        .get("aw-tenant-code")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .map(str::to_string);
     let (tenant_code, accounts) = {
         let state = sim.lock();
         (state.tenant_code.clone(), state.basic_accounts.clone())
     };
     let tenant_refused = |sent: &str| {
-        json_response(403, &error_body(1013, &format!("Tenant code {sent} does not identify an Organization Group.")))
+        json_response(
+            403,
+            &error_body(
+                1013,
+                &format!("Tenant code {sent} does not identify an Organization Group."),
+            ),
+        )
     };
-    let (scheme, credentials) = authorization.split_once(' ').unwrap_or((authorization.as_str(), ""));
+    let (scheme, credentials) = authorization
+        .split_once(' ')
+        .unwrap_or((authorization.as_str(), ""));
     if scheme.eq_ignore_ascii_case("bearer") {
         if !sim.token_valid(credentials.trim()) {
             return Some(unauthorized_token());
@@ -461,7 +532,9 @@ fn auth_refusal(sim: &Sim, headers: &HeaderMap) -> Option<Response> {
         return None;
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64_decode(credentials.trim()).and_then(|bytes| String::from_utf8(bytes).ok()).unwrap_or_default();
+        let decoded = base64_decode(credentials.trim())
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .unwrap_or_default();
         let (user, password) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
         if !accounts.iter().any(|(u, p)| u == user && p == password) {
             return Some(json_response(
@@ -470,7 +543,10 @@ fn auth_refusal(sim: &Sim, headers: &HeaderMap) -> Option<Response> {
             ));
         }
         let sent = sent_tenant.unwrap_or_default();
-        if tenant_code.as_deref().is_some_and(|expected| expected != sent) {
+        if tenant_code
+            .as_deref()
+            .is_some_and(|expected| expected != sent)
+        {
             return Some(tenant_refused(&sent));
         }
         return None;
@@ -484,17 +560,30 @@ fn auth_refusal(sim: &Sim, headers: &HeaderMap) -> Option<Response> {
 /// An expired or revoked token: 401, empty body, `WWW-Authenticate` (assumed; unverified).
 fn unauthorized_token() -> Response {
     let mut response = empty_response(401);
-    insert(&mut response, "www-authenticate", "Bearer error=\"invalid_token\"");
+    insert(
+        &mut response,
+        "www-authenticate",
+        "Bearer error=\"invalid_token\"",
+    );
     response
 }
 
-async fn token(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut entry = new_entry(&method, &uri, "client-credentials");
     if let Some(response) = prelude(&sim, &method, uri.path(), &mut entry).await {
         return response;
     }
-    let form: HashMap<String, String> = parse_query(&String::from_utf8_lossy(&body)).into_iter().collect();
-    let oauth_error = |status: u16, error: &str| json_response(status, &serde_json::json!({ "error": error }));
+    let form: HashMap<String, String> = parse_query(&String::from_utf8_lossy(&body))
+        .into_iter()
+        .collect();
+    let oauth_error =
+        |status: u16, error: &str| json_response(status, &serde_json::json!({ "error": error }));
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return finish(&sim, &mut entry, oauth_error(400, "unsupported_grant_type"));
     }
@@ -502,16 +591,27 @@ async fn token(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: H
     let basic = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })
         .and_then(|v| base64_decode(v.trim()))
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.split_once(':').map(|(id, secret)| (id.to_string(), secret.to_string())));
-    let (client_id, client_secret) = match (form.get("client_id"), form.get("client_secret"), basic) {
+        .and_then(|text| {
+            text.split_once(':')
+                .map(|(id, secret)| (id.to_string(), secret.to_string()))
+        });
+    let (client_id, client_secret) = match (form.get("client_id"), form.get("client_secret"), basic)
+    {
         (Some(id), Some(secret), _) => (id.clone(), secret.clone()),
         (_, _, Some(pair)) => pair,
         _ => return finish(&sim, &mut entry, oauth_error(400, "invalid_request")),
     };
-    let known = sim.lock().oauth_clients.iter().any(|(id, secret)| *id == client_id && *secret == client_secret);
+    let known = sim
+        .lock()
+        .oauth_clients
+        .iter()
+        .any(|(id, secret)| *id == client_id && *secret == client_secret);
     if !known {
         return finish(&sim, &mut entry, oauth_error(400, "invalid_client"));
     }
@@ -519,7 +619,11 @@ async fn token(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: H
     let body = serde_json::json!({ "access_token": access_token, "expires_in": expires_in, "token_type": "Bearer", "scope": "api" });
     let response = if sim.take_malformed(method.as_str(), uri.path()) {
         entry.fault = Some("malformed".into());
-        text_response(200, "application/json; charset=utf-8", "{\"access_token\": \"".to_string())
+        text_response(
+            200,
+            "application/json; charset=utf-8",
+            "{\"access_token\": \"".to_string(),
+        )
     } else {
         json_response(200, &body)
     };
@@ -531,7 +635,10 @@ struct SinceQuery {
     since: Option<u64>,
 }
 
-async fn journal(State(sim): State<Arc<Sim>>, Query(query): Query<SinceQuery>) -> Json<Vec<JournalEntry>> {
+async fn journal(
+    State(sim): State<Arc<Sim>>,
+    Query(query): Query<SinceQuery>,
+) -> Json<Vec<JournalEntry>> {
     Json(sim.journal_since(query.since.unwrap_or(0)))
 }
 
@@ -547,7 +654,11 @@ async fn state_view(State(sim): State<Arc<Sim>>) -> Json<SimStateView> {
 async fn device_view(State(sim): State<Arc<Sim>>, Path(id): Path<i64>) -> Response {
     match sim.lock().devices.get(&id).cloned() {
         Some(device) => Json(device).into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no device {id} in the simulator\n")).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("no device {id} in the simulator\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -555,17 +666,31 @@ async fn device_view(State(sim): State<Arc<Sim>>, Path(id): Path<i64>) -> Respon
 async fn add_faults(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     let value: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
-        Err(err) => return (StatusCode::BAD_REQUEST, format!("send a JSON list of faults, e.g. [\"500:3\"]: {err}\n")).into_response(),
+        Err(err) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("send a JSON list of faults, e.g. [\"500:3\"]: {err}\n"),
+            )
+                .into_response()
+        }
     };
     let list = match &value {
         serde_json::Value::Array(items) => items.clone(),
-        serde_json::Value::Object(map) => map.get("faults").and_then(|f| f.as_array()).cloned().unwrap_or_default(),
+        serde_json::Value::Object(map) => map
+            .get("faults")
+            .and_then(|f| f.as_array())
+            .cloned()
+            .unwrap_or_default(),
         _ => Vec::new(),
     };
     let mut faults = Vec::new();
     for item in &list {
         let Some(text) = item.as_str() else {
-            return (StatusCode::BAD_REQUEST, format!("{item} is not a fault string\n")).into_response();
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("{item} is not a fault string\n"),
+            )
+                .into_response();
         };
         match parse_fault(text) {
             Ok(fault) => faults.push(fault),
@@ -596,8 +721,15 @@ fn one_day() -> u64 {
     86_400
 }
 
-async fn set_rate_limit(State(sim): State<Arc<Sim>>, Json(body): Json<RateLimitBody>) -> Json<RateLimit> {
-    sim.set_rate_limit(body.limit, body.remaining, Duration::from_secs(body.reset_in_seconds));
+async fn set_rate_limit(
+    State(sim): State<Arc<Sim>>,
+    Json(body): Json<RateLimitBody>,
+) -> Json<RateLimit> {
+    sim.set_rate_limit(
+        body.limit,
+        body.remaining,
+        Duration::from_secs(body.reset_in_seconds),
+    );
     Json(sim.view().rate_limit)
 }
 
@@ -607,14 +739,23 @@ struct WebhookQuery {
 }
 
 /// A webhook receiver for tests: journals the body, answers `?status=` (200 by default).
-async fn webhook(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, Query(query): Query<WebhookQuery>, body: Bytes) -> Response {
+async fn webhook(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<WebhookQuery>,
+    body: Bytes,
+) -> Response {
     let mut entry = new_entry(&method, &uri, "none");
     entry.body = Some(String::from_utf8_lossy(&body).into_owned());
     let status = query.status.unwrap_or(200);
     let response = if status < 400 {
         empty_response(status)
     } else {
-        json_response(status, &serde_json::json!({ "message": format!("webhook receiver answered {status}") }))
+        json_response(
+            status,
+            &serde_json::json!({ "message": format!("webhook receiver answered {status}") }),
+        )
     };
     finish(&sim, &mut entry, response)
 }
@@ -654,7 +795,10 @@ fn parse_query(query: &str) -> Vec<(String, String)> {
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(name).to_ascii_lowercase(), percent_decode(value))
+            (
+                percent_decode(name).to_ascii_lowercase(),
+                percent_decode(value),
+            )
         })
         .collect()
 }
@@ -667,7 +811,9 @@ fn percent_decode(text: &str) -> String {
         match bytes[index] {
             b'+' => out.push(b' '),
             b'%' if index + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[index + 1..index + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(byte) => {
                         out.push(byte);
@@ -723,7 +869,10 @@ mod tests {
         );
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
-        assert_eq!(base64_decode("YXBpLWFkbWluOnB3"), Some(b"api-admin:pw".to_vec()));
+        assert_eq!(
+            base64_decode("YXBpLWFkbWluOnB3"),
+            Some(b"api-admin:pw".to_vec())
+        );
         assert_eq!(base64_decode("YQ=="), Some(b"a".to_vec()));
         assert_eq!(base64_decode("!!"), None);
     }
@@ -732,9 +881,15 @@ mod tests {
     fn accept_versions() {
         let mut headers = HeaderMap::new();
         assert_eq!(accept_version(&headers), 1);
-        headers.insert("accept", HeaderValue::from_static("application/json;version=2"));
+        headers.insert(
+            "accept",
+            HeaderValue::from_static("application/json;version=2"),
+        );
         assert_eq!(accept_version(&headers), 2);
-        headers.insert("accept", HeaderValue::from_static("application/json; Version = 3"));
+        headers.insert(
+            "accept",
+            HeaderValue::from_static("application/json; Version = 3"),
+        );
         assert_eq!(accept_version(&headers), 3);
     }
 }

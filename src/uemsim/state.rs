@@ -194,7 +194,13 @@ pub(crate) struct State {
 
 /// Builds a GUID-shaped id from a number, stable across runs.
 pub(crate) fn guid(kind: u32, n: u64) -> String {
-    format!("{kind:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", (n >> 32) & 0xffff, (n >> 20) & 0xfff, (n >> 8) & 0xfff, n & 0xffff_ffff_ffff)
+    format!(
+        "{kind:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        (n >> 32) & 0xffff,
+        (n >> 20) & 0xfff,
+        (n >> 8) & 0xfff,
+        n & 0xffff_ffff_ffff
+    )
 }
 
 /// A well-mixed 64-bit value (splitmix64), for tokens and correlation ids.
@@ -216,7 +222,13 @@ pub(crate) fn unix_now() -> i64 {
 const RATE_WINDOW_S: i64 = 86_400;
 
 impl Sim {
-    pub(crate) fn new(seed: Seed, latency: Duration, token_lifetime: Duration, rate_limit: u64, hang: Duration) -> Sim {
+    pub(crate) fn new(
+        seed: Seed,
+        latency: Duration,
+        token_lifetime: Duration,
+        rate_limit: u64,
+        hang: Duration,
+    ) -> Sim {
         let first_group = seed.organization_groups.first().map(|g| g.id).unwrap_or(0);
         let groups: BTreeMap<i64, SimGroup> = seed
             .organization_groups
@@ -257,7 +269,10 @@ impl Sim {
             .devices
             .iter()
             .map(|d| {
-                let username = users.get(&d.user_id).map(|u| u.username.clone()).unwrap_or_default();
+                let username = users
+                    .get(&d.user_id)
+                    .map(|u| u.username.clone())
+                    .unwrap_or_default();
                 (
                     d.id,
                     SimDevice {
@@ -266,7 +281,9 @@ impl Sim {
                         platform: d.platform,
                         udid: d.udid.clone(),
                         serial_number: d.serial_number.clone(),
-                        mac_address: d.mac_address.clone().unwrap_or_else(|| format!("F0DBE2{:06X}", d.id.unsigned_abs() & 0xff_ffff)),
+                        mac_address: d.mac_address.clone().unwrap_or_else(|| {
+                            format!("F0DBE2{:06X}", d.id.unsigned_abs() & 0xff_ffff)
+                        }),
                         name: d.name.clone(),
                         model: d.model.clone(),
                         os_version: d.os_version.clone(),
@@ -284,8 +301,16 @@ impl Sim {
         Sim {
             state: Mutex::new(State {
                 tenant_code: seed.tenant_code.clone(),
-                oauth_clients: seed.oauth_clients.iter().map(|c| (c.client_id.clone(), c.client_secret.clone())).collect(),
-                basic_accounts: seed.basic_accounts.iter().map(|a| (a.username.clone(), a.password.clone())).collect(),
+                oauth_clients: seed
+                    .oauth_clients
+                    .iter()
+                    .map(|c| (c.client_id.clone(), c.client_secret.clone()))
+                    .collect(),
+                basic_accounts: seed
+                    .basic_accounts
+                    .iter()
+                    .map(|a| (a.username.clone(), a.password.clone()))
+                    .collect(),
                 groups,
                 users,
                 devices,
@@ -311,7 +336,9 @@ impl Sim {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn elapsed_ms(&self) -> u64 {
@@ -328,7 +355,12 @@ impl Sim {
     }
 
     pub(crate) fn journal_since(&self, since: u64) -> Vec<JournalEntry> {
-        self.lock().journal.iter().filter(|e| e.seq > since).cloned().collect()
+        self.lock()
+            .journal
+            .iter()
+            .filter(|e| e.seq > since)
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn clear_journal(&self) {
@@ -341,7 +373,9 @@ impl Sim {
         for fault in faults {
             match &fault {
                 Fault::TokenExpiry => state.tokens.clear(),
-                Fault::TokenLifetime { lifetime_ms } => state.token_lifetime = Duration::from_millis(*lifetime_ms),
+                Fault::TokenLifetime { lifetime_ms } => {
+                    state.token_lifetime = Duration::from_millis(*lifetime_ms)
+                }
                 Fault::Outage { duration_ms } => {
                     state.outage_until = Some(Instant::now() + Duration::from_millis(*duration_ms));
                 }
@@ -385,10 +419,9 @@ impl Sim {
     /// Takes the first counted fault (other than `malformed`) that matches this call.
     pub(crate) fn take_hit(&self, method: &str, path: &str) -> Option<Hit> {
         let mut state = self.lock();
-        let index = state
-            .faults
-            .iter()
-            .position(|f| f.hit().is_some() && f.scope().is_some_and(|s| s.matches(method, path)))?;
+        let index = state.faults.iter().position(|f| {
+            f.hit().is_some() && f.scope().is_some_and(|s| s.matches(method, path))
+        })?;
         let hit = state.faults[index].hit();
         consume(&mut state.faults, index);
         hit
@@ -397,10 +430,10 @@ impl Sim {
     /// Takes a matching `malformed` fault, for a call about to answer JSON.
     pub(crate) fn take_malformed(&self, method: &str, path: &str) -> bool {
         let mut state = self.lock();
-        let index = state
-            .faults
-            .iter()
-            .position(|f| matches!(f.fault, Fault::Malformed { .. }) && f.scope().is_some_and(|s| s.matches(method, path)));
+        let index = state.faults.iter().position(|f| {
+            matches!(f.fault, Fault::Malformed { .. })
+                && f.scope().is_some_and(|s| s.matches(method, path))
+        });
         match index {
             Some(index) => {
                 consume(&mut state.faults, index);
@@ -414,7 +447,11 @@ impl Sim {
         let mut state = self.lock();
         state.tokens_issued += 1;
         let n = state.tokens_issued;
-        let token = format!("simtok{n}x{:016x}{:016x}", mix(n ^ self.started_unix.unsigned_abs()), mix(n.wrapping_mul(31)));
+        let token = format!(
+            "simtok{n}x{:016x}{:016x}",
+            mix(n ^ self.started_unix.unsigned_abs()),
+            mix(n.wrapping_mul(31))
+        );
         let lifetime = state.token_lifetime;
         let now = Instant::now();
         state.tokens.retain(|_, expires| *expires > now);
@@ -423,7 +460,10 @@ impl Sim {
     }
 
     pub(crate) fn token_valid(&self, token: &str) -> bool {
-        self.lock().tokens.get(token).is_some_and(|expires| Instant::now() < *expires)
+        self.lock()
+            .tokens
+            .get(token)
+            .is_some_and(|expires| Instant::now() < *expires)
     }
 
     /// Counts one API call against the quota; false when the quota is spent.
@@ -446,7 +486,10 @@ impl Sim {
         state.rate = RateLimit {
             limit,
             remaining: remaining.min(limit),
-            reset_unix: unix_now() + i64::try_from(reset_in.as_secs()).unwrap_or(RATE_WINDOW_S).max(1),
+            reset_unix: unix_now()
+                + i64::try_from(reset_in.as_secs())
+                    .unwrap_or(RATE_WINDOW_S)
+                    .max(1),
         };
     }
 
@@ -457,7 +500,9 @@ impl Sim {
             .faults
             .iter()
             .map(|f| match &f.fault {
-                Fault::ServerError { status, scope, .. } => format!("{status}:{}{scope}", f.remaining),
+                Fault::ServerError { status, scope, .. } => {
+                    format!("{status}:{}{scope}", f.remaining)
+                }
                 Fault::TooManyRequests {
                     retry_after_s: Some(seconds),
                     scope,
@@ -472,7 +517,9 @@ impl Sim {
             .collect();
         let outage_ms_left = state
             .outage_until
-            .map(|until| u64::try_from(until.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX))
+            .map(|until| {
+                u64::try_from(until.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX)
+            })
             .unwrap_or(0);
         if outage_ms_left > 0 {
             faults.push(format!("outage:{outage_ms_left}ms"));
@@ -484,7 +531,11 @@ impl Sim {
             faults,
             latency_ms: u64::try_from(state.latency.as_millis()).unwrap_or(u64::MAX),
             outage_ms_left,
-            live_tokens: state.tokens.values().filter(|expires| **expires > now).count(),
+            live_tokens: state
+                .tokens
+                .values()
+                .filter(|expires| **expires > now)
+                .count(),
             rate_limit: state.rate,
         }
     }
@@ -506,14 +557,27 @@ mod tests {
 
     fn sim() -> Sim {
         let seed = Seed::builtin().expect("seed");
-        Sim::new(seed, Duration::ZERO, Duration::from_secs(3600), 100, Duration::from_secs(1))
+        Sim::new(
+            seed,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+            100,
+            Duration::from_secs(1),
+        )
     }
 
     #[test]
     fn counted_faults_hit_in_order_and_run_out() {
         let sim = sim();
-        sim.add_faults([parse_fault("500:2@PATCH"), parse_fault("429")].into_iter().map(|f| f.expect("fault")));
-        assert_eq!(sim.take_hit("GET", "/API/x"), Some(Hit::TooManyRequests(None)));
+        sim.add_faults(
+            [parse_fault("500:2@PATCH"), parse_fault("429")]
+                .into_iter()
+                .map(|f| f.expect("fault")),
+        );
+        assert_eq!(
+            sim.take_hit("GET", "/API/x"),
+            Some(Hit::TooManyRequests(None))
+        );
         assert_eq!(sim.take_hit("GET", "/API/x"), None);
         assert_eq!(sim.take_hit("PATCH", "/API/x"), Some(Hit::ServerError(500)));
         assert_eq!(sim.take_hit("PATCH", "/API/x"), Some(Hit::ServerError(500)));
