@@ -785,7 +785,7 @@ async fn timeouts_latency_and_malformed_bodies_are_transient() {
     })
     .await;
     let mut config = oauth_config(&sim);
-    config.request_timeout_ms = 300;
+    config.request_timeout_ms = 1_000;
     let client = client(&config);
     let device = apple(UDID_101);
     client.lookup_device(&device).await.unwrap();
@@ -801,7 +801,7 @@ async fn timeouts_latency_and_malformed_bodies_are_transient() {
     assert_eq!(hung.status, 0);
     client.lookup_device(&device).await.unwrap();
 
-    sim.add_fault(fault("latency:1500ms"));
+    sim.add_fault(fault("latency:2500ms"));
     let err = client.lookup_device(&device).await.unwrap_err();
     assert!(matches!(err, MdmError::Timeout { .. }), "{err:?}");
     sim.clear_faults();
@@ -976,4 +976,88 @@ async fn actions_run_concurrently_on_clones_sharing_one_token() {
         "one token fetch shared by every task"
     );
     assert_eq!(sim.device(103).unwrap().username, "dave");
+}
+
+#[tokio::test]
+async fn stale_cached_ids_are_looked_up_again_once() {
+    // The same tenant re-enrolled the device and re-created the user: new ids. The
+    // second simulator takes over the first one's address, as a restored server would.
+    let dir = tempfile::tempdir().unwrap();
+    let seed = |device_id: i64, user_id: i64| {
+        let path = dir.path().join(format!("seed-{device_id}.json"));
+        let text = format!(
+            r#"{{"basic-accounts":[{{"username":"api","password":"pw-123456"}}],
+                "organization-groups":[{{"id":1,"name":"Ward"}}],
+                "users":[{{"id":1,"username":"staging","staging":"multi"}},{{"id":{user_id},"username":"alice"}}],
+                "devices":[{{"id":{device_id},"platform":"apple","udid":"{UDID_101}","serial-number":"X","user-id":1,"staged-by":1}}]}}"#
+        );
+        std::fs::write(&path, text).unwrap();
+        SimOptions {
+            seed: Some(path),
+            ..SimOptions::default()
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let first = tokio::spawn(badgedock::uemsim::serve(
+        listener,
+        seed(55, 7),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let config = badgedock::config::UemConfig {
+        base_url: format!("http://{addr}"),
+        tenant_code: None,
+        staging_user: user("staging"),
+        auth: UemAuth::Basic {
+            username: "api".into(),
+            password: Secret::new("pw-123456"),
+        },
+        connect_timeout_ms: 2_000,
+        request_timeout_ms: 5_000,
+        ca_file: None,
+        verify_after_assign: false,
+        concurrency: 1,
+    };
+    let client = client(&config);
+    client
+        .perform(&apple(UDID_101), &assign("alice"))
+        .await
+        .unwrap();
+    stop.send(()).unwrap();
+    first.await.unwrap().unwrap();
+
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(badgedock::uemsim::serve(
+        listener,
+        seed(66, 8),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    client
+        .perform(&apple(UDID_101), &assign("alice"))
+        .await
+        .unwrap();
+    let journal: Vec<badgedock::uemsim::JournalEntry> =
+        reqwest::get(format!("http://{addr}/_sim/journal"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let calls: Vec<(String, u16)> = journal
+        .iter()
+        .map(|e| (e.method.clone(), e.status))
+        .collect();
+    let expected = [("PATCH", 404), ("GET", 200), ("GET", 200), ("PATCH", 200)];
+    assert_eq!(
+        calls,
+        expected.map(|(m, s)| (m.to_string(), s)).to_vec(),
+        "{journal:?}"
+    );
+    assert_eq!(journal[3].path, "/API/mdm/devices/66/enrollmentuser/8");
 }

@@ -198,7 +198,7 @@ async fn auth_errors_have_the_saved_shapes() {
 #[tokio::test]
 async fn tokens_are_issued_accepted_with_or_without_tenant_code_and_expire() {
     let sim = sim_with(SimOptions {
-        token_lifetime: Duration::from_secs(1),
+        token_lifetime: Duration::from_secs(2),
         ..SimOptions::default()
     })
     .await;
@@ -221,7 +221,7 @@ async fn tokens_are_issued_accepted_with_or_without_tenant_code_and_expire() {
             .unwrap(),
     );
     assert_eq!(answer["token_type"], "Bearer");
-    assert_eq!(answer["expires_in"], 1);
+    assert_eq!(answer["expires_in"], 2);
     let token = answer["access_token"].as_str().unwrap().to_string();
 
     // Client id and secret as HTTP Basic are accepted too.
@@ -267,7 +267,7 @@ async fn tokens_are_issued_accepted_with_or_without_tenant_code_and_expire() {
         .unwrap();
     assert_eq!(wrong_tenant.status(), StatusCode::FORBIDDEN);
 
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     let expired = http.get(&url).bearer_auth(&token).send().await.unwrap();
     assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
     assert!(expired.headers().contains_key("www-authenticate"));
