@@ -10,5 +10,7 @@ mod demo;
 mod deploy;
 mod directory;
 mod dock;
+mod mdm;
 mod store;
 mod tidy;
+mod uemsim;
