@@ -140,17 +140,29 @@ mod tests {
             deny_users: vec![],
         };
         assert!(matches!(
-            policy.apply(&badge, Resolution::Known { user: user(&["nursing"]) }),
+            policy.apply(
+                &badge,
+                Resolution::Known {
+                    user: user(&["nursing"])
+                }
+            ),
             Resolution::Known { .. }
         ));
         assert!(matches!(
-            policy.apply(&badge, Resolution::Known { user: user(&["pharmacy"]) }),
+            policy.apply(
+                &badge,
+                Resolution::Known {
+                    user: user(&["pharmacy"])
+                }
+            ),
             Resolution::Denied { .. }
         ));
         assert!(matches!(
             policy.apply(
                 &BadgeNumber::new("0BADBADGE"),
-                Resolution::Known { user: user(&["nursing"]) }
+                Resolution::Known {
+                    user: user(&["nursing"])
+                }
             ),
             Resolution::Denied { .. }
         ));
