@@ -1,2 +1,5 @@
 //! The one integration-test binary; a module per area.
 #![allow(clippy::unwrap_used)]
+
+mod formats;
+mod hid;
