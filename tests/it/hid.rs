@@ -806,6 +806,42 @@ fn a_missing_reader_is_reported_once_and_rescanned_quietly() {
 }
 
 #[test]
+fn a_device_that_fails_the_sdk_handshake_is_offline_not_flapping() {
+    let clock = Arc::new(FakeClock::default());
+    let mut not_a_pcprox = SimulatedPcProx::new(1, 1, vec![]);
+    not_a_pcprox.short_config = true;
+    let mut again = SimulatedPcProx::new(1, 1, vec![]);
+    again.short_config = true;
+    let (backend, opens) = FakeBackend::new(vec![Session::Sdk(not_a_pcprox), Session::Sdk(again)]);
+    let reader = fake::reader("cabinet", ReaderKind::Hid, "0c27:3bfa", "wiegand", 2_000);
+    let (sender, mut events) = mpsc::channel(16);
+    let cancel = CancellationToken::new();
+    let handle = hid::spawn_with(
+        vec![(reader, Box::new(backend) as Box<dyn Backend>)],
+        sender,
+        cancel.clone(),
+        clock,
+        options(),
+    )
+    .unwrap();
+    assert_eq!(
+        next_event(&mut events),
+        offline("cabinet", "the reader answered its configuration query with 3 of 8 bytes: is it an RF IDeas pcProx?")
+    );
+    assert_eq!(
+        next_event(&mut events),
+        offline("cabinet", "not connected (no USB device 0c27:3bfa)")
+    );
+    wait_for_opens(&opens, 4);
+    cancel.cancel();
+    handle.join();
+    assert_eq!(
+        events.try_recv(),
+        Err(mpsc::error::TryRecvError::Disconnected)
+    );
+}
+
+#[test]
 fn the_thread_stops_when_the_daemon_drops_the_channel() {
     let clock = Arc::new(FakeClock::default());
     let (backend, _opens) = FakeBackend::new(vec![]);

@@ -276,16 +276,16 @@ impl ReaderTask {
     fn run(mut self) {
         tracing::info!(reader = %self.name, kind = ?self.reader.kind, usb_id = %self.reader.matcher, "HID reader thread started");
         while !self.stopping() {
-            match self.backend.open(&self.reader) {
-                Ok(opened) => {
+            match self.backend.open(&self.reader).and_then(prepare) {
+                Ok(device) => {
                     self.last_offline = None;
                     tracing::info!(reader = %self.name, "HID reader opened");
                     self.send(ReaderEvent::Online {
                         reader: self.name.clone(),
                     });
-                    let ended = match opened {
-                        Opened::Keyboard(source) => self.run_keyboard(source),
-                        Opened::Sdk(io) => self.run_sdk(io),
+                    let ended = match device {
+                        Device::Keyboard(source) => self.run_keyboard(source),
+                        Device::Sdk(io, config) => self.run_sdk(io, config),
                     };
                     if let Some(detail) = ended {
                         tracing::warn!(reader = %self.name, %detail, "HID reader lost");
@@ -346,11 +346,11 @@ impl ReaderTask {
     }
 
     /// Polls an SDK-mode reader until it fails (`Some(why)`) or the thread stops (`None`).
-    fn run_sdk(&mut self, mut io: Box<dyn FeatureIo + Send>) -> Option<String> {
-        let config = match sdk::read_config(io.as_mut()) {
-            Ok(config) => config,
-            Err(err) => return Some(err.to_string()),
-        };
+    fn run_sdk(
+        &mut self,
+        mut io: Box<dyn FeatureIo + Send>,
+        config: sdk::SdkConfig,
+    ) -> Option<String> {
         if !config.keystrokes_halted {
             tracing::warn!(
                 reader = %self.name,
@@ -415,6 +415,24 @@ impl ReaderTask {
             let step = left.min(slice);
             self.clock.sleep(step);
             left -= step;
+        }
+    }
+}
+
+/// An opened device, ready to read: an SDK-mode reader has had its configuration read, so a
+/// device that cannot answer it is reported offline instead of flapping online.
+enum Device {
+    Keyboard(Box<dyn ReportSource>),
+    Sdk(Box<dyn FeatureIo + Send>, sdk::SdkConfig),
+}
+
+fn prepare(opened: Opened) -> Result<Device, OpenError> {
+    match opened {
+        Opened::Keyboard(source) => Ok(Device::Keyboard(source)),
+        Opened::Sdk(mut io) => {
+            let config =
+                sdk::read_config(io.as_mut()).map_err(|err| OpenError::Failed(err.to_string()))?;
+            Ok(Device::Sdk(io, config))
         }
     }
 }

@@ -110,6 +110,8 @@ pub struct SimulatedPcProx {
     pub cards: VecDeque<Option<([u8; 8], u8)>>,
     pub current: Option<([u8; 8], u8)>,
     pub pending_reply: Option<[u8; 8]>,
+    /// Answer the config query with only 3 data bytes (not a pcProx after all).
+    pub short_config: bool,
 }
 
 impl SimulatedPcProx {
@@ -123,6 +125,7 @@ impl SimulatedPcProx {
             cards: cards.into(),
             current: None,
             pending_reply: None,
+            short_config: false,
         }
     }
 }
@@ -155,6 +158,10 @@ impl FeatureIo for SimulatedPcProx {
     fn get_feature(&mut self, buf: &mut [u8]) -> Result<usize, SourceError> {
         let reply = self.pending_reply.take().expect("GET without a command");
         buf[0] = 0;
+        if self.short_config && reply == self.page0 {
+            buf[1..4].copy_from_slice(&reply[..3]);
+            return Ok(4);
+        }
         buf[1..9].copy_from_slice(&reply);
         Ok(9)
     }
