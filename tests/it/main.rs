@@ -14,3 +14,5 @@ mod mdm;
 mod store;
 mod tidy;
 mod uemsim;
+mod formats;
+mod hid;
