@@ -1,0 +1,2 @@
+//! PC/SC benchmark (in progress).
+fn main() {}
