@@ -271,7 +271,13 @@ impl<S: Sink> Monitor<S> {
                     } else {
                         debug!(error = %err, "pcscd still unreachable");
                     }
-                    self.report_readers(Some(format!("pcscd is not running ({err}); retrying")));
+                    // After a lost connection the screen already says what happened.
+                    let already_reported = matches!(&self.last_readers, Some((_, Some(_))));
+                    if !already_reported {
+                        self.report_readers(Some(format!(
+                            "pcscd is not running ({err}); retrying"
+                        )));
+                    }
                 }
             }
             if self.should_stop() {
@@ -328,7 +334,7 @@ impl<S: Sink> Monitor<S> {
                 Err(pcsc::Error::Timeout) => {}
                 Err(pcsc::Error::Cancelled) => debug!("PC/SC wait cancelled"),
                 // A reader vanished between the listing and the wait: list again.
-                Err(pcsc::Error::UnknownReader) => {}
+                Err(pcsc::Error::UnknownReader) => self.pause(Duration::from_millis(20)),
                 Err(err) if is_service_lost(err) => return SessionEnd::Lost(err),
                 Err(err) => {
                     warn!(error = %err, "waiting for reader changes failed; retrying");
