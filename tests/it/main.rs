@@ -16,3 +16,4 @@ mod tidy;
 mod uemsim;
 mod formats;
 mod hid;
+mod pcsc;

@@ -1,1 +1,0 @@
-//! PC/SC readers through pcsc-lite. SKELETON: filled in by the PC/SC work (issue 4).
