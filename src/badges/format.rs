@@ -64,13 +64,6 @@ pub struct FormatRule {
 }
 
 /// A format string in the config that is not a rule.
-<<<<<<< HEAD
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error(
-    "unknown badge format {0:?}: use hex, hex-reversed, decimal, decimal-reversed or wiegand26"
-)]
-pub struct FormatRuleError(pub String);
-=======
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[error("{rule:?} is not a badge format: {problem}; {RULE_HELP}")]
 pub struct FormatRuleError {
@@ -79,7 +72,6 @@ pub struct FormatRuleError {
     /// What is wrong with it.
     pub problem: String,
 }
->>>>>>> hid
 
 /// A badge that the rule cannot turn into a number (wrong kind of read, bad parity…). The
 /// message says what to do and never contains the badge number.
@@ -121,13 +113,6 @@ enum Step {
 impl FormatRule {
     /// Parses a rule from its config text; see the module doc for the grammar.
     pub fn parse(text: &str) -> Result<FormatRule, FormatRuleError> {
-<<<<<<< HEAD
-        match text {
-            "hex" => Ok(FormatRule {
-                text: text.to_string(),
-            }),
-            other => Err(FormatRuleError(other.to_string())),
-=======
         let fail = |problem: String| FormatRuleError {
             rule: text.to_string(),
             problem,
@@ -199,7 +184,6 @@ impl FormatRule {
                 _ => return Err(fail(format!("{token:?} is not a modifier"))),
             };
             steps.push(step);
->>>>>>> hid
         }
         Ok(FormatRule {
             text: text.to_string(),
