@@ -77,7 +77,6 @@ impl OutboxTask {
         let mut reported: HashSet<ActionId> = HashSet::new();
         let mut paused_until: Option<Timestamp> = None;
         let mut last_error: Option<String> = None;
-        let mut reachable = true;
         loop {
             let now_ts = now();
             let paused = paused_until.is_some_and(|until| until > now_ts);
@@ -112,20 +111,17 @@ impl OutboxTask {
                 Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                     let Ok((id, outcome, attempts)) = joined else { continue };
                     busy.remove(&id);
-                    let settled = match outcome {
+                    let (settled, reachable) = match outcome {
                         Attempt::Done => {
-                            reachable = true;
                             reported.insert(id);
-                            ActionOutcome::Done
+                            (ActionOutcome::Done, true)
                         }
                         Attempt::Failed(message) => {
-                            reachable = true;
                             reported.insert(id);
                             last_error = Some(message.clone());
-                            ActionOutcome::Failed { message }
+                            (ActionOutcome::Failed { message }, true)
                         }
                         Attempt::Retry { message, delay, pause_all, unreachable } => {
-                            reachable = !unreachable;
                             last_error = Some(message.clone());
                             let next = now().plus_millis(delay.as_millis() as i64);
                             if pause_all {
@@ -134,7 +130,7 @@ impl OutboxTask {
                             if let Err(err) = self.store.record_attempt(id, attempts, next, Some(message.clone())).await {
                                 tracing::error!(cause = %err, action = id.0, "cannot record an outbox attempt");
                             }
-                            ActionOutcome::Retrying { attempts, message }
+                            (ActionOutcome::Retrying { attempts, message }, !unreachable)
                         }
                     };
                     let _ = self.engine.send(EngineMsg::Input(Input::ActionSettled { action: id, outcome: settled })).await;

@@ -35,64 +35,35 @@ pub struct DemoDevice {
     pub serial: &'static str,
 }
 
-/// The demo cabinet: must match the simulator's built-in seed.
+/// The demo cabinet: phones of the simulator's built-in seed (UDIDs as the USB serial
+/// carries them, without the hyphen). Slot 5 holds a phone the seed has enrolled to
+/// carol, as if checked out at another station: it is checked in on first sight.
 pub const DEMO_DEVICES: &[DemoDevice] = &[
-    DemoDevice {
-        slot: "1",
-        port: "1-1.1",
-        vendor: "05ac",
-        product: "12a8",
-        serial: "00008110000A1B2C3D4E801E",
-    },
-    DemoDevice {
-        slot: "2",
-        port: "1-1.2",
-        vendor: "05ac",
-        product: "12a8",
-        serial: "00008110000B2C3D4E5F602E",
-    },
-    DemoDevice {
-        slot: "3",
-        port: "1-1.3",
-        vendor: "05ac",
-        product: "12a8",
-        serial: "00008030001C3D4E5F60703E",
-    },
-    DemoDevice {
-        slot: "4",
-        port: "1-1.4",
-        vendor: "05ac",
-        product: "12a8",
-        serial: "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
-    },
-    DemoDevice {
-        slot: "5",
-        port: "1-2.1",
-        vendor: "04e8",
-        product: "6860",
-        serial: "R58M12ABCDE",
-    },
-    DemoDevice {
-        slot: "6",
-        port: "1-2.2",
-        vendor: "04e8",
-        product: "6860",
-        serial: "R58M34FGHIJ",
-    },
+    DemoDevice { slot: "1", port: "1-1.1", vendor: "05ac", product: "12a8", serial: "00008110000A1B2C3D4E801E" },
+    DemoDevice { slot: "2", port: "1-1.2", vendor: "05ac", product: "12a8", serial: "00008110001C2D3E4F5A602E" },
+    DemoDevice { slot: "3", port: "1-1.3", vendor: "05ac", product: "12a8", serial: "000080300012345678ABCDEF" },
+    DemoDevice { slot: "4", port: "1-1.4", vendor: "05ac", product: "12a8", serial: "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678" },
+    DemoDevice { slot: "5", port: "1-2.1", vendor: "05ac", product: "12a8", serial: "0f1e2d3c4b5a69788796a5b4c3d2e1f00a1b2c3d" },
+    DemoDevice { slot: "6", port: "1-2.2", vendor: "04e8", product: "6860", serial: "R58N12ABCDE" },
 ];
 
-/// Demo badges: (badge as the reader renders it, username, display name). Keys 1–9.
+/// Demo badges: (badge as the reader renders it, username, display name), keys 1–9.
+/// The first five are ordinary nurses. "bob" exists twice in the seeded tenant, so his
+/// assignment is refused (the station says "do not take"); "erin" is inactive there;
+/// the last badge is in nobody's name.
 pub const DEMO_BADGES: &[(&str, &str, &str)] = &[
     ("04A1B2C3D4E5F6", "alice", "Alice Martin"),
-    ("DEADBEEF", "bob.k", "Bob Kowalski"),
     ("0A1B2C3D", "carol", "Carol Nguyen"),
     ("04C0FFEE112233", "dave", "Dave Okafor"),
-    ("1234ABCD", "erin", "Erin Walsh"),
-    ("04BADA55000001", "frank", "Frank Li"),
-    ("CAFEF00D", "grace", "Grace Hopper"),
-    ("0BEEF001", "heidi", "Heidi Klum"),
-    ("55AA55AA", "ivan", "Ivan Petrov"),
+    ("1234ABCD", "alice2", "Alice Dubois"),
+    ("04BADA55000001", "m.alice", "Marie Alice"),
+    ("DEADBEEF", "bob", "Bob Smith"),
+    ("CAFEF00D", "erin", "Erin Walsh"),
+    ("55AA55AA", "frank", "Frank Li"),
 ];
+
+/// How many of [`DEMO_BADGES`] the scripted shift uses (the ordinary nurses).
+const SHIFT_BADGES: usize = 5;
 
 /// A badge nobody has, tapped once in the scripted shift.
 pub const UNKNOWN_BADGE: &str = "FEEDFACE";
@@ -232,7 +203,9 @@ impl DemoStation {
     /// Stops the daemon and the simulator.
     pub async fn stop(self) -> anyhow::Result<()> {
         let result = self.daemon.shutdown(Duration::from_secs(4)).await;
-        self.sim.shutdown().await;
+        if let Err(err) = self.sim.shutdown().await {
+            tracing::warn!(cause = %err, "the simulator did not stop cleanly");
+        }
         result
     }
 }
@@ -370,7 +343,7 @@ pub async fn run_headless(n_taps: u32) -> anyhow::Result<ShiftSummary> {
                 summary.failures += 1;
             }
         }
-        let (badge, _, _) = DEMO_BADGES[index as usize % DEMO_BADGES.len()];
+        let (badge, _, _) = DEMO_BADGES[index as usize % SHIFT_BADGES];
         match station.tap(badge).await? {
             TapDecision::TakeSlot { slot, .. } => {
                 let Some(device) = device_for_slot(slot.as_str()) else {
@@ -421,7 +394,7 @@ pub async fn run_headless(n_taps: u32) -> anyhow::Result<ShiftSummary> {
     summary.mdm_calls = journal.len() as u32;
     summary.enrollment_changes = journal
         .iter()
-        .filter(|entry| entry.is_enrollment_change() && entry.status < 300)
+        .filter(|entry| entry.method == "PATCH" && entry.path.to_ascii_lowercase().contains("/enrollmentuser/") && entry.status < 300)
         .count() as u32;
     station.stop().await?;
     summary.elapsed = started.elapsed();

@@ -78,7 +78,7 @@ pub struct RunningDaemon {
     pub cancel: CancellationToken,
     tracker: TaskTracker,
     engine_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    blocking: Vec<Box<dyn FnOnce() + Send>>,
+    blocking: std::sync::Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     store: Store,
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
@@ -107,7 +107,8 @@ impl RunningDaemon {
             None => Ok(Ok(Ok(()))),
         };
         let _ = tokio::time::timeout(deadline, self.tracker.wait()).await;
-        for stop in self.blocking {
+        let blocking = self.blocking.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for stop in blocking {
             let _ = tokio::time::timeout(Duration::from_secs(2), tokio::task::spawn_blocking(stop))
                 .await;
         }
@@ -219,7 +220,9 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
     // Dock.
     let dock_handle = crate::dock::spawn(config.dock.clone(), dock_tx, cancel.clone())
         .context("cannot start the dock watcher")?;
-    blocking.push(Box::new(move || dock_handle.join()));
+    blocking.push(Box::new(move || {
+        let _ = dock_handle.join();
+    }));
     tracker.spawn(forward_dock_events(
         dock_rx,
         engine_tx.clone(),
@@ -289,7 +292,7 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         cancel,
         tracker,
         engine_task: Some(engine_task),
-        blocking,
+        blocking: std::sync::Mutex::new(blocking),
         store,
         _lock: lock,
     })

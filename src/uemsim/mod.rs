@@ -45,6 +45,13 @@ pub use state::{JournalEntry, RateLimit, SimDevice, SimGroup, SimStateView, SimU
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The built-in seed's OAuth client id (the demo and the end-to-end tests use it).
+pub const DEMO_CLIENT_ID: &str = "badgedock-demo";
+/// The built-in seed's OAuth client secret: a public test value, not a secret.
+pub const DEMO_CLIENT_SECRET: &str = "sim-client-secret-4west";
+/// The built-in seed's multi-user staging account.
+pub const DEMO_STAGING_USER: &str = "staging-4west";
+
 /// How to start the simulator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimOptions {

@@ -18,13 +18,13 @@ pub const PHONES: [Phone; 2] = [
         slot: "2",
         port: "1-1.2",
         vendor: "05ac",
-        serial: "00008110000B2C3D4E5F602E",
+        serial: "00008110001C2D3E4F5A602E",
     },
 ];
 
 pub const BADGES: [(&str, &str, &str); 3] = [
     ("04A1B2C3D4E5F6", "alice", "Alice Martin"),
-    ("DEADBEEF", "bob.k", "Bob Kowalski"),
+    ("1234ABCD", "alice2", "Alice Dubois"),
     ("0A1B2C3D", "carol", "Carol Nguyen"),
 ];
 
@@ -82,7 +82,7 @@ fn tap_undock_dock_assigns_and_returns_the_phone() {
 
     // A warm check-out costs exactly one call: the PATCH (plus the workflow's sync).
     let before = sim.journal().len();
-    let tap = station.tap("DEADBEEF");
+    let tap = station.tap("1234ABCD");
     assert!(
         tap.status.success(),
         "{}",
@@ -114,7 +114,7 @@ fn refused_taps_exit_non_zero_with_the_reason() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("Badge not recognised"));
 
     assert!(station.tap("04A1B2C3D4E5F6").status.success());
-    let second = station.tap("DEADBEEF");
+    let second = station.tap("1234ABCD");
     assert_eq!(
         second.status.code(),
         Some(1),

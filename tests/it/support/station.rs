@@ -56,7 +56,8 @@ impl Drop for ChildGuard {
 
 /// The simulator as a separate process.
 pub struct SimProcess {
-    pub guard: ChildGuard,
+    /// Stops the simulator when the test ends.
+    pub _guard: ChildGuard,
     pub url: String,
 }
 
@@ -80,7 +81,7 @@ impl SimProcess {
             "unexpected sim banner {line:?}"
         );
         SimProcess {
-            guard: ChildGuard { child },
+            _guard: ChildGuard { child },
             url,
         }
     }
@@ -100,9 +101,61 @@ impl SimProcess {
         }
     }
 
+    /// `(device, username)` for every enrolment-user change the simulator accepted, in
+    /// order; the device is named by its USB serial form (UDID without hyphen, upper case).
+    pub fn enrollment_changes(&self) -> Vec<(String, String)> {
+        let state = self.state();
+        self.journal()
+            .iter()
+            .filter(|entry| {
+                entry["method"] == "PATCH"
+                    && entry["path"].as_str().is_some_and(|p| p.to_ascii_lowercase().contains("/enrollmentuser/"))
+                    && entry["status"].as_u64().is_some_and(|status| status < 300)
+            })
+            .filter_map(|entry| {
+                let device = device_serial(&state, entry["device-id"].as_i64()?)?;
+                let user = state["users"].as_array()?.iter().find(|u| u["id"] == entry["user-id"])?;
+                Some((device, user["username"].as_str()?.to_string()))
+            })
+            .collect()
+    }
+
+    /// `(device, command)` for every device command the simulator accepted, in order.
+    pub fn commands(&self) -> Vec<(String, String)> {
+        let state = self.state();
+        self.journal()
+            .iter()
+            .filter(|entry| entry["method"] == "POST" && entry["status"].as_u64().is_some_and(|status| status < 300))
+            .filter_map(|entry| {
+                let path = entry["path"].as_str()?;
+                let command = path.split("command=").nth(1)?.split('&').next()?.to_string();
+                Some((device_serial(&state, entry["device-id"].as_i64()?)?, command))
+            })
+            .collect()
+    }
+
+    /// The enrolment user Workspace ONE (the simulator) has for a device now.
+    pub fn enrollment_user(&self, usb_serial: &str) -> Option<String> {
+        let state = self.state();
+        let wanted = usb_serial.replace('-', "").to_ascii_uppercase();
+        state["devices"].as_array()?.iter().find_map(|device| {
+            let id = device["id"].as_i64()?;
+            (device_serial(&state, id)? == wanted).then(|| device["username"].as_str().map(str::to_string))?
+        })
+    }
+
     /// The simulator's device state.
     pub fn state(&self) -> Value {
         serde_json::from_str(&http_get(&format!("{}/_sim/state", self.url))).expect("state json")
+    }
+}
+
+/// A device's USB-serial form (UDID without hyphen, upper case; or the serial number).
+fn device_serial(state: &Value, id: i64) -> Option<String> {
+    let device = state["devices"].as_array()?.iter().find(|d| d["id"] == id)?;
+    match device["udid"].as_str() {
+        Some(udid) if !udid.is_empty() => Some(udid.replace('-', "").to_ascii_uppercase()),
+        _ => device["serial-number"].as_str().map(str::to_string),
     }
 }
 
@@ -119,24 +172,6 @@ pub fn http_get(url: &str) -> String {
             .text()
             .await
             .expect("body")
-    })
-}
-
-/// A blocking POST of a JSON body.
-pub fn http_post_json(url: &str, body: &Value) -> u16 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        reqwest::Client::new()
-            .post(url)
-            .json(body)
-            .send()
-            .await
-            .expect("POST")
-            .status()
-            .as_u16()
     })
 }
 
@@ -227,10 +262,6 @@ path = "badges.csv"
 
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("badgedock.toml")
-    }
-
-    pub fn socket(&self) -> PathBuf {
-        self.dir.path().join("control.sock")
     }
 
     fn port_dir(&self, phone: &Phone) -> PathBuf {
