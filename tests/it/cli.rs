@@ -59,9 +59,9 @@ fn invalid_configs_exit_78_with_every_problem() {
         "line 5: uem.base-url",
         "uem.auth.client-secret-file",
         "line 15: reader[0].kind",
-        "dock.slots[1].port",
-        "line 21: checkout.assign-at",
-        "6 problems",
+        "line 19: dock.slots[1].port",
+        "line 22: checkout.assign-at",
+        "5 problems",
     ] {
         assert!(
             stderr.contains(expected),
