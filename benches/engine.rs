@@ -208,7 +208,7 @@ fn bench_tap_to_snapshot() {
             let (badge, _, _) = badges[round % badges.len()];
             let mut snapshots = station.daemon.snapshots.clone();
             snapshots.borrow_and_update();
-            let input = station.daemon.resolver.from_text(None, badge).await;
+            let input = station.daemon.resolver.resolve_text(None, badge).await;
             let started = Instant::now();
             let (reply, answer) = tokio::sync::oneshot::channel();
             station

@@ -179,7 +179,7 @@ impl ControlServer {
                     }
                 }
                 Request::Tap { reader, badge } => {
-                    let input = self.resolver.from_text(reader.as_deref(), &badge).await;
+                    let input = self.resolver.resolve_text(reader.as_deref(), &badge).await;
                     let response = self.ask(input).await;
                     write
                         .write_all(encode_response(response).as_bytes())

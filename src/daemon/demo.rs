@@ -39,12 +39,48 @@ pub struct DemoDevice {
 /// carries them, without the hyphen). Slot 5 holds a phone the seed has enrolled to
 /// carol, as if checked out at another station: it is checked in on first sight.
 pub const DEMO_DEVICES: &[DemoDevice] = &[
-    DemoDevice { slot: "1", port: "1-1.1", vendor: "05ac", product: "12a8", serial: "00008110000A1B2C3D4E801E" },
-    DemoDevice { slot: "2", port: "1-1.2", vendor: "05ac", product: "12a8", serial: "00008110001C2D3E4F5A602E" },
-    DemoDevice { slot: "3", port: "1-1.3", vendor: "05ac", product: "12a8", serial: "000080300012345678ABCDEF" },
-    DemoDevice { slot: "4", port: "1-1.4", vendor: "05ac", product: "12a8", serial: "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678" },
-    DemoDevice { slot: "5", port: "1-2.1", vendor: "05ac", product: "12a8", serial: "0f1e2d3c4b5a69788796a5b4c3d2e1f00a1b2c3d" },
-    DemoDevice { slot: "6", port: "1-2.2", vendor: "04e8", product: "6860", serial: "R58N12ABCDE" },
+    DemoDevice {
+        slot: "1",
+        port: "1-1.1",
+        vendor: "05ac",
+        product: "12a8",
+        serial: "00008110000A1B2C3D4E801E",
+    },
+    DemoDevice {
+        slot: "2",
+        port: "1-1.2",
+        vendor: "05ac",
+        product: "12a8",
+        serial: "00008110001C2D3E4F5A602E",
+    },
+    DemoDevice {
+        slot: "3",
+        port: "1-1.3",
+        vendor: "05ac",
+        product: "12a8",
+        serial: "000080300012345678ABCDEF",
+    },
+    DemoDevice {
+        slot: "4",
+        port: "1-1.4",
+        vendor: "05ac",
+        product: "12a8",
+        serial: "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
+    },
+    DemoDevice {
+        slot: "5",
+        port: "1-2.1",
+        vendor: "05ac",
+        product: "12a8",
+        serial: "0f1e2d3c4b5a69788796a5b4c3d2e1f00a1b2c3d",
+    },
+    DemoDevice {
+        slot: "6",
+        port: "1-2.2",
+        vendor: "04e8",
+        product: "6860",
+        serial: "R58N12ABCDE",
+    },
 ];
 
 /// Demo badges: (badge as the reader renders it, username, display name), keys 1–9.
@@ -161,7 +197,11 @@ impl DemoStation {
 
     /// Taps a badge as a reader would, and waits for the station's decision.
     pub async fn tap(&self, badge: &str) -> anyhow::Result<TapDecision> {
-        let input = self.daemon.resolver.from_text(Some("front"), badge).await;
+        let input = self
+            .daemon
+            .resolver
+            .resolve_text(Some("front"), badge)
+            .await;
         let (reply, answer) = oneshot::channel();
         match input {
             Input::Tap { .. } => {
@@ -394,7 +434,11 @@ pub async fn run_headless(n_taps: u32) -> anyhow::Result<ShiftSummary> {
     summary.mdm_calls = journal.len() as u32;
     summary.enrollment_changes = journal
         .iter()
-        .filter(|entry| entry.method == "PATCH" && entry.path.to_ascii_lowercase().contains("/enrollmentuser/") && entry.status < 300)
+        .filter(|entry| {
+            entry.method == "PATCH"
+                && entry.path.to_ascii_lowercase().contains("/enrollmentuser/")
+                && entry.status < 300
+        })
         .count() as u32;
     station.stop().await?;
     summary.elapsed = started.elapsed();

@@ -107,7 +107,10 @@ impl RunningDaemon {
             None => Ok(Ok(Ok(()))),
         };
         let _ = tokio::time::timeout(deadline, self.tracker.wait()).await;
-        let blocking = self.blocking.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let blocking = self
+            .blocking
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for stop in blocking {
             let _ = tokio::time::timeout(Duration::from_secs(2), tokio::task::spawn_blocking(stop))
                 .await;

@@ -50,7 +50,7 @@ impl TapResolver {
     }
 
     /// A read from a configured reader.
-    pub async fn from_raw(&self, reader: ReaderName, raw: &RawBadge) -> Input {
+    pub async fn resolve_raw(&self, reader: ReaderName, raw: &RawBadge) -> Input {
         if raw.is_random_uid() {
             return Input::BadRead {
                 reader,
@@ -66,7 +66,7 @@ impl TapResolver {
             };
         };
         match config.format.apply(raw) {
-            Ok(badge) => self.from_number(reader, badge).await,
+            Ok(badge) => self.resolve_number(reader, badge).await,
             Err(err) => Input::BadRead {
                 reader,
                 reason: format!(
@@ -80,7 +80,7 @@ impl TapResolver {
     /// A tap injected as text, written as the reader renders it. With a configured reader
     /// the text is read as that reader's raw output (hex UID or typed text) and its format
     /// rule applies; without one the text is taken as the badge number itself.
-    pub async fn from_text(&self, reader: Option<&str>, text: &str) -> Input {
+    pub async fn resolve_text(&self, reader: Option<&str>, text: &str) -> Input {
         let text = text.trim();
         match reader
             .map(ReaderName::new)
@@ -91,7 +91,7 @@ impl TapResolver {
                     Some(bytes) => RawBadge::Uid(bytes),
                     None => RawBadge::Text(text.to_string()),
                 };
-                self.from_raw(name, &raw).await
+                self.resolve_raw(name, &raw).await
             }
             None => {
                 let name = ReaderName::new(reader.unwrap_or(CONTROL_READER));
@@ -101,13 +101,13 @@ impl TapResolver {
                         reason: "empty badge number".into(),
                     };
                 }
-                self.from_number(name, BadgeNumber::new(text.to_ascii_uppercase()))
+                self.resolve_number(name, BadgeNumber::new(text.to_ascii_uppercase()))
                     .await
             }
         }
     }
 
-    async fn from_number(&self, reader: ReaderName, badge: BadgeNumber) -> Input {
+    async fn resolve_number(&self, reader: ReaderName, badge: BadgeNumber) -> Input {
         let local = match self.store.find_badge(&badge).await {
             Ok(found) => found,
             Err(err) => {
@@ -177,7 +177,7 @@ pub async fn run_reader_events(
                 let resolver = Arc::clone(&resolver);
                 let engine = engine.clone();
                 lookups.spawn(async move {
-                    let input = resolver.from_raw(reader, &raw).await;
+                    let input = resolver.resolve_raw(reader, &raw).await;
                     let _ = engine.send(EngineMsg::Input(input)).await;
                 });
             }

@@ -109,12 +109,17 @@ impl SimProcess {
             .iter()
             .filter(|entry| {
                 entry["method"] == "PATCH"
-                    && entry["path"].as_str().is_some_and(|p| p.to_ascii_lowercase().contains("/enrollmentuser/"))
+                    && entry["path"]
+                        .as_str()
+                        .is_some_and(|p| p.to_ascii_lowercase().contains("/enrollmentuser/"))
                     && entry["status"].as_u64().is_some_and(|status| status < 300)
             })
             .filter_map(|entry| {
                 let device = device_serial(&state, entry["device-id"].as_i64()?)?;
-                let user = state["users"].as_array()?.iter().find(|u| u["id"] == entry["user-id"])?;
+                let user = state["users"]
+                    .as_array()?
+                    .iter()
+                    .find(|u| u["id"] == entry["user-id"])?;
                 Some((device, user["username"].as_str()?.to_string()))
             })
             .collect()
@@ -125,11 +130,22 @@ impl SimProcess {
         let state = self.state();
         self.journal()
             .iter()
-            .filter(|entry| entry["method"] == "POST" && entry["status"].as_u64().is_some_and(|status| status < 300))
+            .filter(|entry| {
+                entry["method"] == "POST"
+                    && entry["status"].as_u64().is_some_and(|status| status < 300)
+            })
             .filter_map(|entry| {
                 let path = entry["path"].as_str()?;
-                let command = path.split("command=").nth(1)?.split('&').next()?.to_string();
-                Some((device_serial(&state, entry["device-id"].as_i64()?)?, command))
+                let command = path
+                    .split("command=")
+                    .nth(1)?
+                    .split('&')
+                    .next()?
+                    .to_string();
+                Some((
+                    device_serial(&state, entry["device-id"].as_i64()?)?,
+                    command,
+                ))
             })
             .collect()
     }
@@ -140,7 +156,8 @@ impl SimProcess {
         let wanted = usb_serial.replace('-', "").to_ascii_uppercase();
         state["devices"].as_array()?.iter().find_map(|device| {
             let id = device["id"].as_i64()?;
-            (device_serial(&state, id)? == wanted).then(|| device["username"].as_str().map(str::to_string))?
+            (device_serial(&state, id)? == wanted)
+                .then(|| device["username"].as_str().map(str::to_string))?
         })
     }
 
@@ -152,7 +169,10 @@ impl SimProcess {
 
 /// A device's USB-serial form (UDID without hyphen, upper case; or the serial number).
 fn device_serial(state: &Value, id: i64) -> Option<String> {
-    let device = state["devices"].as_array()?.iter().find(|d| d["id"] == id)?;
+    let device = state["devices"]
+        .as_array()?
+        .iter()
+        .find(|d| d["id"] == id)?;
     match device["udid"].as_str() {
         Some(udid) if !udid.is_empty() => Some(udid.replace('-', "").to_ascii_uppercase()),
         _ => device["serial-number"].as_str().map(str::to_string),
