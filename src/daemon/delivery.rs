@@ -190,6 +190,17 @@ async fn attempt(mdm: &UemClient, store: &Store, row: OutboxRow) -> Attempt {
     }
     let started = std::time::Instant::now();
     let result = mdm.perform(&record.device, &record.action).await;
+    crate::metrics::mdm_latency(
+        started.elapsed().as_secs_f64(),
+        match &result {
+            Ok(()) => "ok",
+            Err(err) => match err.class() {
+                ErrorClass::Transient { .. } => "transient",
+                ErrorClass::Rejected => "rejected",
+                ErrorClass::Unauthorized => "unauthorized",
+            },
+        },
+    );
     tracing::debug!(action = record.id.0, device = %record.device, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "outbox action attempted");
     match result {
         Ok(()) => Attempt::Done,

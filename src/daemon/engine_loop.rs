@@ -90,6 +90,11 @@ impl EngineTask {
                 Some(EngineMsg::Ask { input, reply }) => (input, Some(reply)),
                 None => (Input::Tick, None),
             };
+            match &input {
+                Input::BadRead { .. } => crate::metrics::tap("bad-read"),
+                Input::ReaderStatus { reader, online, .. } => crate::metrics::reader_online(reader.as_str(), *online),
+                _ => {}
+            }
             let effects = self.engine.handle(now(), input);
             self.perform(effects, reply).await?;
             self.publish();
@@ -104,7 +109,9 @@ impl EngineTask {
     }
 
     fn publish(&self) {
-        self.snapshots.send_replace(self.engine.snapshot());
+        let snapshot = self.engine.snapshot();
+        crate::metrics::outbox_depth(u64::from(snapshot.mdm.waiting));
+        self.snapshots.send_replace(snapshot);
     }
 
     async fn perform(
@@ -115,11 +122,21 @@ impl EngineTask {
         for effect in effects {
             match effect {
                 Effect::Commit(commit) => {
+                    for entry in &commit.audit {
+                        match entry.kind.as_str() {
+                            "checkout" => crate::metrics::checkout(),
+                            "checkin" | "checkin-foreign" => crate::metrics::checkin(),
+                            "action-failed" => crate::metrics::error("mdm-action-failed"),
+                            "unexpected-removal" => crate::metrics::error("unexpected-removal"),
+                            _ => {}
+                        }
+                    }
                     let mut attempt = 0;
                     loop {
                         match self.store.commit(commit.clone()).await {
                             Ok(()) => break,
                             Err(err) if attempt < 3 => {
+                                crate::metrics::error("store");
                                 attempt += 1;
                                 tracing::error!(cause = %err, attempt, "store commit failed; retrying");
                                 tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
@@ -136,6 +153,7 @@ impl EngineTask {
                 Effect::Feedback { reader, ok } => (self.feedback)(&reader, ok),
                 Effect::WakeOutbox => self.outbox_wake.notify_one(),
                 Effect::Decision(decision) => {
+                    crate::metrics::tap(if decision.accepted() { "accepted" } else { "refused" });
                     if let Some(reply) = reply.take() {
                         let _ = reply.send(decision);
                     }

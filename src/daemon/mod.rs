@@ -156,6 +156,15 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
             .context("cannot open the badge directory (directory section)")?,
     );
 
+    if let Some(listen) = config.metrics_listen {
+        match crate::metrics::install(listen) {
+            Ok(()) => tracing::info!(listen = %listen, "Prometheus metrics served"),
+            Err(crate::metrics::MetricsError::AlreadyInstalled) => {
+                tracing::warn!("metrics already installed in this process; keeping the first exporter")
+            }
+            Err(err) => return Err(anyhow::Error::new(err).context("metrics.listen")),
+        }
+    }
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let (engine_tx, engine_rx) = mpsc::channel(INBOX_CAPACITY);

@@ -13,6 +13,7 @@ mod dock;
 mod formats;
 mod hid;
 mod mdm;
+mod outbox;
 mod pcsc;
 mod store;
 mod tidy;

@@ -300,6 +300,17 @@ path = "badges.csv"
         let _ = std::fs::remove_dir_all(self.port_dir(phone));
     }
 
+    /// Rewrites the config's slot map (phones not docked yet included), then starts.
+    pub fn start_daemon_with_slots(&self, phones: &[&Phone]) -> ChildGuard {
+        let config = std::fs::read_to_string(self.config()).unwrap();
+        let slots: Vec<String> = phones.iter().map(|p| format!("{{ label = \"{}\", port = \"{}\" }}", p.slot, p.port)).collect();
+        let start = config.find("slots = [").unwrap();
+        let end = start + config[start..].find('\n').unwrap();
+        let config = format!("{}slots = [ {} ]{}", &config[..start], slots.join(", "), &config[end..]);
+        std::fs::write(self.config(), config).unwrap();
+        self.start_daemon()
+    }
+
     /// Starts `badgedock run` and waits until the control socket answers.
     pub fn start_daemon(&self) -> ChildGuard {
         let log = std::fs::OpenOptions::new()
