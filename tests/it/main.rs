@@ -1,2 +1,3 @@
 //! The one integration-test binary; a module per area.
 #![allow(clippy::unwrap_used)]
+mod dashboard;
