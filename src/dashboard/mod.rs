@@ -128,7 +128,10 @@ pub fn spawn_socket_feed(socket: PathBuf, cancel: CancellationToken) -> watch::R
 /// When the terminal cannot be set up, drawn to, or read from.
 pub async fn run_for_socket(socket: PathBuf, options: DashboardOptions) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
-    let feed = spawn_socket_feed(socket.clone(), cancel.clone());
+    let mut feed = spawn_socket_feed(socket.clone(), cancel.clone());
+    // Give the first connection a moment, so a healthy start does not flash the
+    // "daemon is not running" screen for a few milliseconds.
+    let _ = tokio::time::timeout(FIRST_CONNECT_GRACE, feed.changed()).await;
     let (commands, command_receiver) = mpsc::channel(8);
     let (notice_sender, notices) = mpsc::channel(8);
     let forwarder = tokio::spawn(forward_commands(
@@ -148,6 +151,9 @@ pub async fn run_for_socket(socket: PathBuf, options: DashboardOptions) -> anyho
 
 /// How long an admin request may take before the dashboard says so.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long `run_for_socket` waits for the daemon's first answer before drawing.
+const FIRST_CONNECT_GRACE: Duration = Duration::from_secs(1);
 
 /// First wait before reconnecting to the daemon; doubled after each failure.
 const RECONNECT_INITIAL: Duration = Duration::from_millis(200);
@@ -191,14 +197,11 @@ async fn run_with(
         notices,
         shutdown,
     };
-    let result = event_loop(
-        &mut session.terminal,
-        options,
-        inputs,
-        &commands,
-        &wall_clock,
-    )
-    .await;
+    let host = Host {
+        clock: &wall_clock,
+        terminal_active: &|| TERMINAL_ACTIVE.load(Ordering::SeqCst),
+    };
+    let result = event_loop(&mut session.terminal, options, inputs, &commands, &host).await;
     let restored = session.leave().context("cannot restore the terminal");
     result.and(restored)
 }
@@ -215,6 +218,15 @@ struct Inputs {
     shutdown: CancellationToken,
 }
 
+/// What the loop reads from its surroundings; tests replace both.
+struct Host<'a> {
+    /// The wall clock and the local offset from UTC.
+    clock: &'a dyn Fn() -> (Timestamp, FixedOffset),
+    /// False once the panic hook has handed the terminal back after a panic elsewhere
+    /// in the process: drawing then would scribble over the panic message.
+    terminal_active: &'a dyn Fn() -> bool,
+}
+
 /// Draws and waits, until quit. Generic over the backend so tests run it on a
 /// `TestBackend` with scripted key events and a fixed clock.
 async fn event_loop<B: Backend>(
@@ -222,13 +234,19 @@ async fn event_loop<B: Backend>(
     options: DashboardOptions,
     mut inputs: Inputs,
     commands: &mpsc::Sender<UiCommand>,
-    clock: &dyn Fn() -> (Timestamp, FixedOffset),
+    host: &Host<'_>,
 ) -> anyhow::Result<()> {
+    let clock = host.clock;
     let (now, utc_offset) = clock();
     let mut ui = UiState::new(&options, now, utc_offset);
     let mut feed = inputs.feed.borrow_and_update().clone();
     let mut dirty = true;
     loop {
+        if !(host.terminal_active)() {
+            anyhow::bail!(
+                "badgedock panicked elsewhere and the terminal was restored; the dashboard stops"
+            );
+        }
         if dirty {
             (ui.now, ui.utc_offset) = clock();
             if let Feed::Live(snapshot) = &feed {

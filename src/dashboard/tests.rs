@@ -673,7 +673,25 @@ fn ascii_transliteration() {
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 
-use crate::dashboard::{event_loop, handle_key, Inputs, KeyOutcome};
+use crate::dashboard::{event_loop, handle_key, Host, Inputs, KeyOutcome};
+
+fn fixed_clock() -> (Timestamp, FixedOffset) {
+    (NOW, utc())
+}
+
+fn terminal_ours() -> bool {
+    true
+}
+
+fn terminal_lost() -> bool {
+    false
+}
+
+/// The loop's surroundings in tests: a fixed clock and a terminal that stays ours.
+const TEST_HOST: Host<'static> = Host {
+    clock: &fixed_clock,
+    terminal_active: &terminal_ours,
+};
 
 fn press(code: KeyCode) -> std::io::Result<Event> {
     Ok(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
@@ -702,8 +720,7 @@ async fn drive(
     for key in keys {
         key_sender.send(key).await.unwrap();
     }
-    let clock = || (NOW, utc());
-    event_loop(&mut terminal, options, inputs, &commands, &clock)
+    event_loop(&mut terminal, options, inputs, &commands, &TEST_HOST)
         .await
         .unwrap();
     drop(commands);
@@ -804,13 +821,12 @@ async fn loop_ends_when_the_feed_goes_away() {
         notices,
         shutdown: CancellationToken::new(),
     };
-    let clock = || (NOW, utc());
     event_loop(
         &mut terminal,
         DashboardOptions::default(),
         inputs,
         &commands,
-        &clock,
+        &TEST_HOST,
     )
     .await
     .unwrap();
@@ -834,13 +850,12 @@ async fn loop_reports_a_broken_terminal() {
         notices,
         shutdown: CancellationToken::new(),
     };
-    let clock = || (NOW, utc());
     let error = event_loop(
         &mut terminal,
         DashboardOptions::default(),
         inputs,
         &commands,
-        &clock,
+        &TEST_HOST,
     )
     .await
     .unwrap_err();
@@ -848,6 +863,37 @@ async fn loop_reports_a_broken_terminal() {
         format!("{error:#}"),
         "cannot read keys from the terminal: tty gone"
     );
+}
+
+#[tokio::test]
+async fn loop_stops_drawing_once_a_panic_gave_the_terminal_back() {
+    let mut terminal = Terminal::new(TestBackend::new(80, 25)).unwrap();
+    let (_feed_sender, feed) = watch::channel(Feed::Live(idle()));
+    let (_key_sender, keys) = mpsc::channel(1);
+    let (_notice_sender, notices) = mpsc::channel(1);
+    let (commands, _command_receiver) = mpsc::channel(1);
+    let inputs = Inputs {
+        feed,
+        keys,
+        notices,
+        shutdown: CancellationToken::new(),
+    };
+    let host = Host {
+        clock: &fixed_clock,
+        terminal_active: &terminal_lost,
+    };
+    let error = event_loop(
+        &mut terminal,
+        DashboardOptions::default(),
+        inputs,
+        &commands,
+        &host,
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("panicked elsewhere"), "{error}");
+    // Nothing was drawn over the restored screen.
+    assert!(!screen_text(&terminal).contains("Tap your badge"));
 }
 
 #[test]

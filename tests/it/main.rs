@@ -18,3 +18,4 @@ mod pcsc;
 mod store;
 mod tidy;
 mod uemsim;
+mod dashboard;
