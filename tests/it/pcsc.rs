@@ -189,7 +189,13 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
 fn insertion_gives_a_tap_with_the_exact_uid_of_4_7_and_10_bytes() {
     let pcscd = Pcscd::start();
     let mut backend = Backend::spawn(vec![reader("front", "Virtual PCD 00 00", 0, false)]);
-    backend.online("front");
+    // Online straight away, without a passing Offline while the first state is read.
+    assert_eq!(
+        backend.next("the reader online"),
+        ReaderEvent::Online {
+            reader: ReaderName::new("front")
+        }
+    );
     let uids: [&[u8]; 3] = [
         &[0xDE, 0xAD, 0xBE, 0xEF],
         &[0x04, 0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6],
@@ -235,6 +241,30 @@ fn a_held_card_is_one_tap_and_the_same_badge_taps_again_only_after_the_lockout()
         backend.next_read("the badge after the lock-out"),
         tap("front", &badge)
     );
+}
+
+#[test]
+fn a_card_already_on_the_reader_at_start_is_not_a_tap() {
+    let pcscd = Pcscd::start();
+    let lying_there = pcscd.insert(0, VirtualCard::with_uid(&[0x04, 0x0A, 0x0B, 0x0C]));
+    // Wait until pcscd has seen it, so it is really there before the backend starts.
+    let deadline = Instant::now() + PATIENCE;
+    while lying_there.log().powered_at.is_none() {
+        assert!(Instant::now() < deadline, "pcscd never powered the card");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut backend = Backend::spawn(vec![reader("front", "Virtual PCD 00 00", 0, false)]);
+    backend.online("front");
+    drop(lying_there);
+    pcscd.present_card(0, &[0x04, 0x0D, 0x0E, 0x0F], HOLD);
+    assert_eq!(
+        backend.next_read("the next badge"),
+        tap("front", &[0x04, 0x0D, 0x0E, 0x0F])
+    );
+    assert!(backend
+        .logs
+        .text()
+        .contains("a card was already on the reader"));
 }
 
 #[test]

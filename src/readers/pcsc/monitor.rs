@@ -162,6 +162,9 @@ struct Physical {
     name: String,
     target: usize,
     family: ReaderFamily,
+    /// True once the first wait has reported the reader's state: only then is it
+    /// online (a card already there is known not to be a tap).
+    seen: bool,
     /// False while pcscd reports the reader UNKNOWN or UNAVAILABLE.
     available: bool,
     /// The card's connection, kept after a read so feedback can go through it.
@@ -403,6 +406,7 @@ impl<S: Sink> Monitor<S> {
                     family: ReaderFamily::from_reader_name(&text),
                     name: text,
                     target,
+                    seen: false,
                     available: true,
                     held: None,
                     feedback_until: None,
@@ -411,7 +415,11 @@ impl<S: Sink> Monitor<S> {
             );
         }
         self.ignored.retain(|name| listed.contains(name));
-        self.report_readers(None);
+        // A reader just found is neither online nor missing until its first state is
+        // known (the very next wait returns at once); reporting now would flash Offline.
+        if self.readers.values().all(|physical| physical.seen) {
+            self.report_readers(None);
+        }
         Ok(())
     }
 
@@ -421,11 +429,9 @@ impl<S: Sink> Monitor<S> {
             Vec::new()
         } else {
             self.readers
-                .iter()
-                .filter(|(name, physical)| {
-                    physical.available && self.history.get(*name).is_some_and(Presence::observed)
-                })
-                .map(|(_, physical)| (physical.name.clone(), physical.target))
+                .values()
+                .filter(|physical| physical.seen && physical.available)
+                .map(|physical| (physical.name.clone(), physical.target))
                 .collect()
         };
         let now = (online, trouble);
@@ -473,6 +479,7 @@ impl<S: Sink> Monitor<S> {
             let Some(physical) = self.readers.get_mut(&name) else {
                 continue;
             };
+            physical.seen = true;
             physical.available = available;
             if !available {
                 release(physical.held.take());
@@ -546,13 +553,7 @@ impl<S: Sink> Monitor<S> {
         let uid = match apdu::parse_uid_answer(&answer) {
             Ok(uid) => uid,
             Err(no_uid) => {
-                let status = no_uid
-                    .status
-                    .map(|[sw1, sw2]| format!("{sw1:02X} {sw2:02X}"));
                 self.bad_read(name, card, no_uid.reason);
-                if let Some(status) = status {
-                    debug!(status = %status, "status word of the refused UID request");
-                }
                 return Ok(());
             }
         };

@@ -78,11 +78,6 @@ impl Presence {
         self.current = None;
     }
 
-    /// True once the reader has been observed in this session.
-    pub fn observed(&self) -> bool {
-        self.last_count.is_some()
-    }
-
     /// Takes one observation: the slot's state and pcsc-lite's event counter.
     pub fn observe(&mut self, seen: Seen, count: u32) -> Change {
         let previous = self.last_count.replace(count);
@@ -171,12 +166,10 @@ mod tests {
     #[test]
     fn a_card_already_there_at_first_sight_is_not_a_tap() {
         let mut presence = Presence::default();
-        assert!(!presence.observed());
         assert_eq!(
             presence.observe(Seen::Present, 5),
             change(false, Arrival::AlreadyThere)
         );
-        assert!(presence.observed());
         // Its removal is just a removal.
         assert_eq!(
             presence.observe(Seen::Empty, 6),
@@ -273,7 +266,6 @@ mod tests {
         presence.read(&[9, 9, 9, 9], start, LOCKOUT);
         presence.removed(start);
         presence.new_session();
-        assert!(!presence.observed());
         assert_eq!(
             presence.read(&[9, 9, 9, 9], start, LOCKOUT),
             Verdict::LockedOut
