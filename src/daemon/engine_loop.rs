@@ -92,7 +92,9 @@ impl EngineTask {
             };
             match &input {
                 Input::BadRead { .. } => crate::metrics::tap("bad-read"),
-                Input::ReaderStatus { reader, online, .. } => crate::metrics::reader_online(reader.as_str(), *online),
+                Input::ReaderStatus { reader, online, .. } => {
+                    crate::metrics::reader_online(reader.as_str(), *online)
+                }
                 _ => {}
             }
             let effects = self.engine.handle(now(), input);
@@ -153,7 +155,11 @@ impl EngineTask {
                 Effect::Feedback { reader, ok } => (self.feedback)(&reader, ok),
                 Effect::WakeOutbox => self.outbox_wake.notify_one(),
                 Effect::Decision(decision) => {
-                    crate::metrics::tap(if decision.accepted() { "accepted" } else { "refused" });
+                    crate::metrics::tap(if decision.accepted() {
+                        "accepted"
+                    } else {
+                        "refused"
+                    });
                     if let Some(reply) = reply.take() {
                         let _ = reply.send(decision);
                     }

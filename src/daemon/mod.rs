@@ -160,7 +160,9 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         match crate::metrics::install(listen) {
             Ok(()) => tracing::info!(listen = %listen, "Prometheus metrics served"),
             Err(crate::metrics::MetricsError::AlreadyInstalled) => {
-                tracing::warn!("metrics already installed in this process; keeping the first exporter")
+                tracing::warn!(
+                    "metrics already installed in this process; keeping the first exporter"
+                )
             }
             Err(err) => return Err(anyhow::Error::new(err).context("metrics.listen")),
         }

@@ -178,29 +178,53 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
 fn a_phone_checked_out_elsewhere_is_checked_in_on_first_sight() {
     // Device 105 of the built-in seed is enrolled to carol, as if she took it at another
     // station; docking it here must give it back to the staging user.
-    let foreign = Phone { slot: "3", port: "1-1.3", vendor: "05ac", serial: "0F1E2D3C4B5A69788796A5B4C3D2E1F00A1B2C3D" };
+    let foreign = Phone {
+        slot: "3",
+        port: "1-1.3",
+        vendor: "05ac",
+        serial: "0F1E2D3C4B5A69788796A5B4C3D2E1F00A1B2C3D",
+    };
     let sim = SimProcess::start(&[]);
-    assert_eq!(sim.enrollment_user(foreign.serial).as_deref(), Some("carol"));
+    assert_eq!(
+        sim.enrollment_user(foreign.serial).as_deref(),
+        Some("carol")
+    );
     let station = StationDir::new(&sim.url, &PHONES[..1], &BADGES, "");
     let _daemon = station.start_daemon_with_slots(&[&PHONES[0], &foreign]);
     station.dock(&foreign);
-    station.wait_status(Duration::from_secs(15), "foreign phone checked in", |s| slot_state(s, "3") == "available");
-    assert_eq!(sim.enrollment_user(foreign.serial).as_deref(), Some(badgedock::uemsim::DEMO_STAGING_USER));
+    station.wait_status(Duration::from_secs(15), "foreign phone checked in", |s| {
+        slot_state(s, "3") == "available"
+    });
+    assert_eq!(
+        sim.enrollment_user(foreign.serial).as_deref(),
+        Some(badgedock::uemsim::DEMO_STAGING_USER)
+    );
     let audit = station.cli(&["audit", "export", "--csv"]);
     assert!(String::from_utf8_lossy(&audit.stdout).contains("checked out elsewhere"));
 }
 
 #[test]
 fn metrics_are_scraped_from_a_running_daemon() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let sim = SimProcess::start(&[]);
-    let station = StationDir::new(&sim.url, &PHONES, &BADGES, &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let station = StationDir::new(
+        &sim.url,
+        &PHONES,
+        &BADGES,
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
     let _daemon = station.start_daemon();
     station.wait_status(Duration::from_secs(15), "available", all_available);
     assert!(station.tap("04A1B2C3D4E5F6").status.success());
     assert_eq!(station.tap("FEEDFACE").status.code(), Some(1));
     station.undock(&PHONES[0]);
-    station.wait_status(Duration::from_secs(10), "loan", |s| s["loans"].as_array().is_some_and(|l| !l.is_empty()));
+    station.wait_status(Duration::from_secs(10), "loan", |s| {
+        s["loans"].as_array().is_some_and(|l| !l.is_empty())
+    });
     let body = crate::support::station::http_get(&format!("http://127.0.0.1:{port}/metrics"));
     for expected in [
         "badgedock_taps_total{outcome=\"accepted\"} 1",
@@ -211,5 +235,8 @@ fn metrics_are_scraped_from_a_running_daemon() {
     ] {
         assert!(body.contains(expected), "missing {expected:?} in:\n{body}");
     }
-    assert!(!body.contains("04A1B2C3D4E5F6") && !body.contains("alice"), "badges and names stay out of metrics");
+    assert!(
+        !body.contains("04A1B2C3D4E5F6") && !body.contains("alice"),
+        "badges and names stay out of metrics"
+    );
 }

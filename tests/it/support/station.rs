@@ -303,10 +303,18 @@ path = "badges.csv"
     /// Rewrites the config's slot map (phones not docked yet included), then starts.
     pub fn start_daemon_with_slots(&self, phones: &[&Phone]) -> ChildGuard {
         let config = std::fs::read_to_string(self.config()).unwrap();
-        let slots: Vec<String> = phones.iter().map(|p| format!("{{ label = \"{}\", port = \"{}\" }}", p.slot, p.port)).collect();
+        let slots: Vec<String> = phones
+            .iter()
+            .map(|p| format!("{{ label = \"{}\", port = \"{}\" }}", p.slot, p.port))
+            .collect();
         let start = config.find("slots = [").unwrap();
         let end = start + config[start..].find('\n').unwrap();
-        let config = format!("{}slots = [ {} ]{}", &config[..start], slots.join(", "), &config[end..]);
+        let config = format!(
+            "{}slots = [ {} ]{}",
+            &config[..start],
+            slots.join(", "),
+            &config[end..]
+        );
         std::fs::write(self.config(), config).unwrap();
         self.start_daemon()
     }
