@@ -556,7 +556,7 @@ const PACKAGE_FILES: &[(&str, &str)] = &[
         "./usr/share/doc/badgedock/examples/badges.csv",
         "-rw-r--r--",
     ),
-    ("./usr/share/doc/badgedock/OPERATIONS.md", "-rw-r--r--"),
+    ("./usr/share/doc/badgedock/README.md", "-rw-r--r--"),
 ];
 
 #[test]
@@ -724,7 +724,7 @@ fn deploy_debian_package_installs_in_a_bookworm_root() {
         );
     }
 
-    // The operator's steps from docs/OPERATIONS.md: config from the example, secrets
+    // The operator's steps from the README: config from the example, secrets
     // root-only, check-config.
     chroot
         .sh(
