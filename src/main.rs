@@ -140,6 +140,15 @@ enum BadgesCommand {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Complete a supervised enrolment: after an unknown badge and then a supervisor's
+    /// badge were tapped, give the unknown badge to USERNAME (root or the admin group).
+    Enroll {
+        /// The config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The Workspace ONE username (must be in the badge directory, once in Workspace ONE).
+        username: String,
+    },
     /// Remove a badge.
     Remove {
         /// The config file.
@@ -378,6 +387,14 @@ async fn tap(config: &Path, reader: Option<String>, badge: String) -> Result<(),
             Ok(())
         }
         Response::Decision {
+            decision: badgedock::checkout::TapDecision::EnrollmentApproved { approver },
+        } => {
+            out(&format!(
+                "enrolment approved by {approver}: now run `badgedock badges enroll USERNAME`"
+            ));
+            Ok(())
+        }
+        Response::Decision {
             decision: badgedock::checkout::TapDecision::Refused { reason },
         } => Err(Failure::new(
             exit::REFUSED,
@@ -574,6 +591,30 @@ async fn badges(command: BadgesCommand) -> Result<(), Failure> {
                 ));
             }
             Ok(())
+        }
+        BadgesCommand::Enroll { config, username } => {
+            match control_request(
+                &config,
+                Request::Enroll { username },
+                Duration::from_secs(20),
+            )
+            .await?
+            {
+                Response::Done { message } => {
+                    out(&message);
+                    Ok(())
+                }
+                Response::Error { message } if message.starts_with("permission denied") => {
+                    Err(Failure::new(exit::NOPERM, anyhow::anyhow!(message)))
+                }
+                Response::Error { message } => {
+                    Err(Failure::new(exit::REFUSED, anyhow::anyhow!(message)))
+                }
+                other => Err(Failure::new(
+                    exit::SOFTWARE,
+                    anyhow::anyhow!("unexpected answer from the daemon: {other:?}"),
+                )),
+            }
         }
         BadgesCommand::List { config } => {
             let store = open_store(&config).await?;

@@ -65,6 +65,19 @@ pub struct EngineConfig {
     pub checkin_steps: BTreeMap<Platform, Vec<WorkflowStep>>,
 }
 
+/// How long after an unknown badge a supervisor may approve its enrolment, and how long
+/// the approval then waits for the username.
+const ENROLLMENT_WINDOW_MS: i64 = 120_000;
+
+/// An unknown badge waiting for a supervisor, then for its username. Kept in memory only:
+/// a restart drops it, and the nurse taps again.
+#[derive(Debug, Clone)]
+struct PendingEnrollment {
+    badge: BadgeNumber,
+    since: Timestamp,
+    approved_by: Option<crate::domain::User>,
+}
+
 /// How many recent events the snapshot keeps.
 const MAX_EVENTS: usize = 30;
 /// How long to wait before asking Workspace ONE again about a device it could not identify.
@@ -87,6 +100,8 @@ pub struct Engine {
     events: VecDeque<EventView>,
     /// Devices Workspace ONE could not identify, and when to ask again.
     identify_retry: BTreeMap<DeviceKey, Timestamp>,
+    /// The last unknown badge, for supervised enrolment.
+    enrollment: Option<PendingEnrollment>,
 }
 
 /// Collects what one input changes; turned into effects at the end of `handle`.
@@ -136,6 +151,7 @@ impl Engine {
             },
             events: VecDeque::new(),
             identify_retry: BTreeMap::new(),
+            enrollment: None,
         };
         engine.mdm.waiting = engine.pending_action_count();
         let effects = engine
@@ -185,6 +201,11 @@ impl Engine {
                 };
             }
             Input::Admin(command) => self.on_admin(&mut turn, command),
+            Input::Enrolled {
+                badge,
+                user,
+                approved_by,
+            } => self.on_enrolled(&mut turn, badge, user, approved_by),
             Input::Tick => {}
         }
         self.on_deadlines(&mut turn);
@@ -199,7 +220,11 @@ impl Engine {
             .filter(|c| c.state == CheckoutState::Reserved)
             .map(|c| c.expires_at);
         let retries = self.identify_retry.values().copied();
-        expiries.chain(retries).min()
+        let enrollment = self
+            .enrollment
+            .as_ref()
+            .map(|e| e.since.plus_millis(ENROLLMENT_WINDOW_MS));
+        expiries.chain(retries).chain(enrollment).min()
     }
 
     /// The current state for the screen.
@@ -260,15 +285,27 @@ impl Engine {
         resolution: Resolution,
     ) {
         let decision = match resolution {
+            Resolution::Known { user }
+                if user.enroller && self.enrollment_waits_for_approval(&badge) =>
+            {
+                self.approve_enrollment(turn, &reader, &badge, user)
+            }
             Resolution::Known { user } => self.check_out(turn, &reader, &badge, user),
-            Resolution::Unknown => self.refuse(
-                turn,
-                &reader,
-                &badge,
-                None,
-                "Badge not recognised — see the charge nurse",
-                "unknown badge",
-            ),
+            Resolution::Unknown => {
+                self.enrollment = Some(PendingEnrollment {
+                    badge: badge.clone(),
+                    since: self.now,
+                    approved_by: None,
+                });
+                self.refuse(
+                    turn,
+                    &reader,
+                    &badge,
+                    None,
+                    "Badge not recognised — see the charge nurse",
+                    "unknown badge",
+                )
+            }
             Resolution::Denied { user, reason } => {
                 let headline = format!("{} — not allowed here", user.display_name.to_uppercase());
                 self.refuse(
@@ -428,6 +465,103 @@ impl Engine {
             slot,
             device,
         }
+    }
+
+    fn enrollment_waits_for_approval(&self, enroller_badge: &BadgeNumber) -> bool {
+        self.enrollment.as_ref().is_some_and(|pending| {
+            pending.approved_by.is_none()
+                && pending.badge != *enroller_badge
+                && self.now.millis_since(pending.since) <= ENROLLMENT_WINDOW_MS
+        })
+    }
+
+    fn approve_enrollment(
+        &mut self,
+        turn: &mut Turn,
+        reader: &ReaderName,
+        badge: &BadgeNumber,
+        approver: crate::domain::User,
+    ) -> TapDecision {
+        let Some(pending) = self.enrollment.as_mut() else {
+            return TapDecision::Refused {
+                reason: "no badge is waiting for enrolment".into(),
+            };
+        };
+        pending.approved_by = Some(approver.clone());
+        pending.since = self.now;
+        let new_badge = pending.badge.redacted();
+        self.audit(
+            turn,
+            "enrollment-approved",
+            Some(reader),
+            Some(badge),
+            Some(&approver.username),
+            None,
+            None,
+            &format!(
+                "{} approved the enrolment of badge {new_badge}",
+                approver.display_name
+            ),
+        );
+        self.event(format!(
+            "{} approved enrolling badge {new_badge}",
+            approver.display_name
+        ));
+        self.set_instruction(
+            Tone::Info,
+            format!("ENROLMENT APPROVED BY {}", approver.display_name.to_uppercase()),
+            format!("Enter the username for badge {new_badge} on the dashboard or with: badgedock badges enroll USERNAME"),
+        );
+        TapDecision::EnrollmentApproved {
+            approver: approver.display_name,
+        }
+    }
+
+    /// The badge waiting for its username and who approved it, if an approval is open.
+    pub fn approved_enrollment(&self) -> Option<(BadgeNumber, crate::domain::User)> {
+        let pending = self.enrollment.as_ref()?;
+        let approver = pending.approved_by.clone()?;
+        (self.now.millis_since(pending.since) <= ENROLLMENT_WINDOW_MS)
+            .then(|| (pending.badge.clone(), approver))
+    }
+
+    fn on_enrolled(
+        &mut self,
+        turn: &mut Turn,
+        badge: BadgeNumber,
+        user: crate::domain::User,
+        approved_by: Username,
+    ) {
+        if self
+            .enrollment
+            .as_ref()
+            .is_some_and(|pending| pending.badge == badge)
+        {
+            self.enrollment = None;
+        }
+        self.audit(
+            turn,
+            "enrolled",
+            None,
+            Some(&badge),
+            Some(&user.username),
+            None,
+            None,
+            &format!(
+                "badge enrolled for {} ({}), approved by {approved_by}",
+                user.display_name, user.username
+            ),
+        );
+        self.event(format!(
+            "Badge {} enrolled for {}",
+            badge.redacted(),
+            user.display_name
+        ));
+        self.set_instruction(
+            Tone::Success,
+            format!("BADGE ENROLLED FOR {}", user.display_name.to_uppercase()),
+            "Tap the badge again to take a phone".into(),
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -880,6 +1014,20 @@ impl Engine {
     }
 
     fn on_deadlines(&mut self, turn: &mut Turn) {
+        if self
+            .enrollment
+            .as_ref()
+            .is_some_and(|pending| self.now.millis_since(pending.since) > ENROLLMENT_WINDOW_MS)
+        {
+            if self
+                .enrollment
+                .as_ref()
+                .is_some_and(|pending| pending.approved_by.is_some())
+            {
+                self.event("Enrolment approval expired: no username was entered".into());
+            }
+            self.enrollment = None;
+        }
         let expired: Vec<CheckoutId> = self
             .checkouts
             .values()

@@ -323,6 +323,9 @@ fn describe_effect(effect: &Effect) -> String {
             format!("decision: {display_name} take slot {slot} ({})", device.id)
         }
         Effect::Decision(TapDecision::Refused { reason }) => format!("decision: refused: {reason}"),
+        Effect::Decision(TapDecision::EnrollmentApproved { approver }) => {
+            format!("decision: enrolment approved by {approver}")
+        }
         Effect::WakeOutbox => "wake outbox".into(),
     }
 }
@@ -661,4 +664,19 @@ fn no_badge_number_leaks_into_audit_or_screen() {
         );
     }
     assert!(transcript.contains("…BEEF"), "{transcript}");
+}
+
+#[test]
+fn supervised_enrollment_is_approved_by_an_enroller_and_expires() {
+    check(
+        "supervised_enrollment_is_approved_by_an_enroller_and_expires",
+        "config",
+        "
+        tap sup+enroller
+        tap ?
+        tap sup+enroller
+        wait 121
+        tap sup+enroller
+    ",
+    );
 }

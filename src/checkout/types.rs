@@ -101,6 +101,17 @@ pub enum Input {
     },
     /// An operator command from the control socket (already authorised).
     Admin(AdminCommand),
+    /// The daemon enrolled the badge whose enrolment a supervisor approved: the username
+    /// was checked in the directory and, exactly once, in Workspace ONE, and the badge is
+    /// in the station's local badge table.
+    Enrolled {
+        /// The badge that was unknown.
+        badge: BadgeNumber,
+        /// Its user now.
+        user: crate::domain::User,
+        /// The supervisor who approved.
+        approved_by: Username,
+    },
     /// Nothing happened; time passed (the engine's deadline was reached).
     Tick,
 }
@@ -489,6 +500,12 @@ pub enum TapDecision {
         slot: SlotLabel,
         /// Which device.
         device: DeviceKey,
+    },
+    /// A supervisor's badge approved the enrolment of the badge tapped just before; the
+    /// username is to be entered next (dashboard or `badgedock badges enroll`).
+    EnrollmentApproved {
+        /// The supervisor's name.
+        approver: String,
     },
     /// Refused; the reason is what the screen says.
     Refused {

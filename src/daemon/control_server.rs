@@ -30,6 +30,19 @@ pub struct ControlServer {
     snapshots: watch::Receiver<Snapshot>,
     engine: mpsc::Sender<EngineMsg>,
     resolver: Arc<TapResolver>,
+    enrollment: EnrollmentDesk,
+}
+
+/// What completing a supervised enrolment needs: the directory, Workspace ONE and the
+/// station's local badge table.
+#[derive(Clone)]
+pub struct EnrollmentDesk {
+    /// Where the username must exist.
+    pub directory: Arc<crate::directory::Directory>,
+    /// Where it must exist exactly once.
+    pub mdm: Arc<crate::mdm::UemClient>,
+    /// Where the new badge goes.
+    pub store: crate::store::Store,
 }
 
 impl ControlServer {
@@ -40,6 +53,7 @@ impl ControlServer {
         snapshots: watch::Receiver<Snapshot>,
         engine: mpsc::Sender<EngineMsg>,
         resolver: Arc<TapResolver>,
+        enrollment: EnrollmentDesk,
     ) -> anyhow::Result<ControlServer> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).with_context(|| {
@@ -87,6 +101,7 @@ impl ControlServer {
             snapshots,
             engine,
             resolver,
+            enrollment,
         })
     }
 
@@ -203,15 +218,93 @@ impl ControlServer {
                         .write_all(encode_response(response).as_bytes())
                         .await?;
                 }
-                Request::Enroll { .. } => {
-                    let message = "supervised enrolment is not available in this version: import the badge with `badgedock badges import`".to_string();
+                Request::Enroll { username } => {
+                    let response = self.enroll(&username).await;
                     write
-                        .write_all(encode_response(Response::Error { message }).as_bytes())
+                        .write_all(encode_response(response).as_bytes())
                         .await?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Completes a supervised enrolment: the badge tapped unknown, approved by an enroller's
+    /// badge, gets `username` once the directory and Workspace ONE agree it is one person.
+    async fn enroll(&self, username: &str) -> Response {
+        use crate::directory::{validate_enrollment, WorkspaceOneMatch};
+        use crate::mdm::{Mdm, MdmError};
+        let (reply, answer) = oneshot::channel();
+        if self
+            .engine
+            .send(EngineMsg::ApprovedEnrollment { reply })
+            .await
+            .is_err()
+        {
+            return Response::Error {
+                message: "the engine is stopping".into(),
+            };
+        }
+        let Ok(Some((badge, approver))) = answer.await else {
+            return Response::Error {
+                message: "no enrolment is approved: tap the new badge, then a supervisor's badge (enroller role), then enter the username within two minutes".into(),
+            };
+        };
+        let desk = &self.enrollment;
+        let username = crate::domain::Username::new(username.trim());
+        let mdm = Arc::clone(&desk.mdm);
+        let checked = validate_enrollment(
+            &desk.directory,
+            Some(&approver),
+            &username,
+            |name| async move {
+                match mdm.lookup_user(&name).await {
+                    Ok(user_id) => Ok(WorkspaceOneMatch::One { user_id }),
+                    Err(MdmError::NoSuchUser { .. }) => Ok(WorkspaceOneMatch::None),
+                    Err(MdmError::AmbiguousUser { matches, .. }) => {
+                        Ok(WorkspaceOneMatch::Several { count: matches })
+                    }
+                    Err(other) => Err(other.to_string()),
+                }
+            },
+        )
+        .await;
+        let enrollment = match checked {
+            Ok(enrollment) => enrollment,
+            Err(err) => {
+                tracing::warn!(badge = %badge, cause = %err, "enrolment refused");
+                return Response::Error {
+                    message: format!("enrolment refused: {err}"),
+                };
+            }
+        };
+        let local = crate::store::LocalBadge {
+            number: badge.clone(),
+            user: enrollment.user.clone(),
+            source: crate::store::BadgeSource::Enrolled,
+            approved_by: Some(enrollment.approved_by.clone()),
+            added_at: crate::daemon::now(),
+        };
+        if let Err(err) = desk.store.upsert_badges(vec![local]).await {
+            return Response::Error {
+                message: format!("cannot record the badge: {err}"),
+            };
+        }
+        let message = format!(
+            "badge {badge} enrolled for {} ({})",
+            enrollment.user.display_name, enrollment.user.username
+        );
+        let input = Input::Enrolled {
+            badge,
+            user: enrollment.user,
+            approved_by: enrollment.approved_by,
+        };
+        if self.engine.send(EngineMsg::Input(input)).await.is_err() {
+            return Response::Error {
+                message: "the engine is stopping".into(),
+            };
+        }
+        Response::Done { message }
     }
 
     async fn ask(&self, input: Input) -> Response {

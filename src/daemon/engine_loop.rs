@@ -22,6 +22,11 @@ use crate::store::Store;
 pub enum EngineMsg {
     /// An input nobody waits on.
     Input(Input),
+    /// Which badge waits for its username, and who approved it (supervised enrolment).
+    ApprovedEnrollment {
+        /// The answer: `None` when no approval is open.
+        reply: oneshot::Sender<Option<(crate::domain::BadgeNumber, crate::domain::User)>>,
+    },
     /// An input whose tap decision someone waits for (the control socket's `tap`).
     Ask {
         /// The input (a tap).
@@ -86,6 +91,11 @@ impl EngineTask {
                 () = tokio::time::sleep(deadline_wait.min(ping_wait)) => None,
             };
             let (input, reply) = match message {
+                Some(EngineMsg::ApprovedEnrollment { reply }) => {
+                    // A read-only question; the approval's expiry is its own deadline.
+                    let _ = reply.send(self.engine.approved_enrollment());
+                    continue;
+                }
                 Some(EngineMsg::Input(input)) => (input, None),
                 Some(EngineMsg::Ask { input, reply }) => (input, Some(reply)),
                 None => (Input::Tick, None),

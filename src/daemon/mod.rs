@@ -275,6 +275,11 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         snapshot_rx.clone(),
         engine_tx.clone(),
         Arc::clone(&resolver),
+        control_server::EnrollmentDesk {
+            directory: Arc::clone(&directory),
+            mdm: Arc::clone(&mdm),
+            store: store.clone(),
+        },
     )?;
     tracker.spawn(control.run(cancel.clone()));
 
