@@ -328,7 +328,7 @@ impl Engine {
         };
         turn.effects.push(Effect::Feedback {
             reader,
-            ok: decision.accepted(),
+            ok: !matches!(decision, TapDecision::Refused { .. }),
         });
         turn.decision = Some(decision);
     }
