@@ -216,7 +216,14 @@ fn bench_tap_to_snapshot() {
                 .engine
                 .send(badgedock::daemon::engine_loop::EngineMsg::Ask { input, reply })
                 .await?;
-            snapshots.changed().await?;
+            // The first snapshot that shows the reservation: it is published only after
+            // the SQLite commit returned.
+            loop {
+                snapshots.changed().await?;
+                if snapshots.borrow_and_update().open_reservations == 1 {
+                    break;
+                }
+            }
             samples.push(started.elapsed());
             let decision = answer.await?;
             if let TapDecision::TakeSlot { slot, .. } = decision {
