@@ -254,7 +254,78 @@ fn bench_tap_to_snapshot() {
     }
 }
 
+/// Outbox throughput against a simulator answering every call after 300 ms: six phones
+/// are reserved and the reservations cancelled, which queues check-out work and its
+/// reversal (four actions per phone); the figure is actions confirmed per second with the
+/// demo's concurrency (`uem.concurrency`, 4 by default; rows of one device run in order).
+fn bench_outbox_throughput() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            println!("outbox throughput: cannot start a runtime: {err}");
+            return;
+        }
+    };
+    let result: anyhow::Result<(usize, Duration)> = runtime.block_on(async {
+        let station = badgedock::daemon::demo::DemoStation::start().await?;
+        let ready = station
+            .wait_for(Duration::from_secs(20), |s| {
+                s.slots
+                    .iter()
+                    .all(|slot| slot.state == badgedock::checkout::SlotState::Available)
+            })
+            .await;
+        anyhow::ensure!(ready, "demo cabinet not ready");
+        // Actions are the PATCHes and POSTs; the cold caches add GET lookups, not counted.
+        let badges = &badgedock::daemon::demo::DEMO_BADGES[..5];
+        station.sim.add_fault(
+            badgedock::uemsim::parse_fault("latency:300ms").map_err(anyhow::Error::msg)?,
+        );
+        station.sim.clear_journal();
+        let started = Instant::now();
+        for (badge, _, _) in badges {
+            if let TapDecision::TakeSlot { slot, .. } = station.tap(badge).await? {
+                station
+                    .daemon
+                    .engine
+                    .send(badgedock::daemon::engine_loop::EngineMsg::Input(
+                        Input::Admin(badgedock::checkout::AdminCommand::CancelReservation { slot }),
+                    ))
+                    .await?;
+            }
+        }
+        let drained = station
+            .wait_for(Duration::from_secs(120), |s| {
+                s.mdm.waiting == 0 && s.open_reservations == 0
+            })
+            .await;
+        let elapsed = started.elapsed();
+        anyhow::ensure!(drained, "the outbox did not drain");
+        let calls = station
+            .sim
+            .journal()
+            .iter()
+            .filter(|entry| entry.is_api() && entry.method != "GET")
+            .count();
+        station.stop().await?;
+        Ok((calls, elapsed))
+    });
+    match result {
+        Ok((actions, elapsed)) => println!(
+            "outbox throughput at 300 ms per call: {actions} actions in {:.2?} = {:.1} actions/s (concurrency 4)",
+            elapsed,
+            actions as f64 / elapsed.as_secs_f64()
+        ),
+        Err(err) => println!("outbox throughput: failed: {err:#}"),
+    }
+}
+
 fn main() {
     bench_handle();
     bench_tap_to_snapshot();
+    bench_outbox_throughput();
 }

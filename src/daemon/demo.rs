@@ -240,6 +240,29 @@ impl DemoStation {
         waited.is_ok() && done(&self.daemon.snapshots.borrow())
     }
 
+    /// Docks a phone and counts its check-in once the slot is available again.
+    async fn return_phone(
+        &self,
+        device: &DemoDevice,
+        summary: &mut ShiftSummary,
+    ) -> anyhow::Result<()> {
+        self.dock(device)?;
+        let slot = device.slot;
+        let checked_in = self
+            .wait_for(Duration::from_secs(20), |s| {
+                s.slots
+                    .iter()
+                    .any(|v| v.label.as_str() == slot && v.state == SlotState::Available)
+            })
+            .await;
+        if checked_in {
+            summary.checkins += 1;
+        } else {
+            summary.failures += 1;
+        }
+        Ok(())
+    }
+
     /// Stops the daemon and the simulator.
     pub async fn stop(self) -> anyhow::Result<()> {
         let result = self.daemon.shutdown(Duration::from_secs(4)).await;
@@ -370,20 +393,7 @@ pub async fn run_headless(n_taps: u32) -> anyhow::Result<ShiftSummary> {
         // Return the oldest loan when the cabinet runs low.
         if out.len() >= 3 {
             let device = out.remove(0);
-            station.dock(device)?;
-            let slot = device.slot;
-            if station
-                .wait_for(Duration::from_secs(20), |s| {
-                    s.slots
-                        .iter()
-                        .any(|v| v.label.as_str() == slot && v.state == SlotState::Available)
-                })
-                .await
-            {
-                summary.checkins += 1;
-            } else {
-                summary.failures += 1;
-            }
+            station.return_phone(device, &mut summary).await?;
         }
         let (badge, _, _) = DEMO_BADGES[index as usize % SHIFT_BADGES];
         match station.tap(badge).await? {
@@ -415,20 +425,7 @@ pub async fn run_headless(n_taps: u32) -> anyhow::Result<ShiftSummary> {
     }
     // End of shift: everything comes back and every check-in is confirmed.
     for device in out.drain(..) {
-        station.dock(device)?;
-        let slot = device.slot;
-        if station
-            .wait_for(Duration::from_secs(20), |s| {
-                s.slots
-                    .iter()
-                    .any(|v| v.label.as_str() == slot && v.state == SlotState::Available)
-            })
-            .await
-        {
-            summary.checkins += 1;
-        } else {
-            summary.failures += 1;
-        }
+        station.return_phone(device, &mut summary).await?;
     }
     if !station.wait_for(Duration::from_secs(30), all_ready).await {
         summary.failures += 1;
