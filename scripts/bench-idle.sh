@@ -54,9 +54,9 @@ pids+=($daemon)
 for _ in $(seq 100); do "$bin" status --config "$work/badgedock.toml" 2>/dev/null | grep -q "3/6 phones ready" && break; sleep 0.1; done
 dash=""
 if command -v tmux >/dev/null; then
-  tmux new-session -d -s bench-idle -x 160 -y 50 "$bin dashboard --config $work/badgedock.toml"
+  tmux -L "bench-idle-$$" new-session -d -s bench -x 160 -y 50 "$bin dashboard --config $work/badgedock.toml"
   sleep 1
-  dash=$(tmux list-panes -t bench-idle -F '#{pane_pid}')
+  dash=$(tmux -L "bench-idle-$$" list-panes -t bench -F "#{pane_pid}")
 fi
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -71,5 +71,5 @@ awk -v t=$((d1-d0)) -v hz="$hz" -v s="$seconds" -v r="$(rss "$daemon")" \
 if [ -n "$dash" ]; then
   awk -v t=$((b1-b0)) -v hz="$hz" -v s="$seconds" -v r="$(rss "$dash")" \
     'BEGIN { printf "dashboard idle %ds (160x50 in tmux): CPU %.3f%% of a core, RSS %.1f MB\n", s, 100*t/hz/s, r/1024 }'
-  tmux kill-session -t bench-idle
+  kill "$(tmux -L "bench-idle-$$" display-message -p "#{pid}")"
 fi
