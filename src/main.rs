@@ -230,7 +230,12 @@ fn main() -> ExitCode {
         } else {
             logging::LogTarget::Auto
         },
-        "info",
+        // The headless demo's output is its summary; its logs only say what went wrong.
+        if matches!(cli.command, Command::Demo { .. }) {
+            "warn"
+        } else {
+            "info"
+        },
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
