@@ -240,3 +240,46 @@ fn metrics_are_scraped_from_a_running_daemon() {
         "badges and names stay out of metrics"
     );
 }
+
+#[test]
+fn only_root_or_the_admin_group_may_change_state() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = SimProcess::start(&[]);
+    let station = StationDir::new(&sim.url, &PHONES, &BADGES, "");
+    let _daemon = station.start_daemon();
+    station.wait_status(Duration::from_secs(15), "available", all_available);
+    // Let an unprivileged user reach the config and the socket: the daemon itself must
+    // still refuse its state-changing commands, judged by the peer's credentials.
+    std::fs::set_permissions(station.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        station.dir.path().join("control.sock"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(crate::support::station::bin())
+            .args(args)
+            .arg("--config")
+            .arg(station.config())
+            .output()
+            .unwrap()
+    };
+    let tap = as_nobody(&["tap", "04A1B2C3D4E5F6"]);
+    assert_eq!(
+        tap.status.code(),
+        Some(77),
+        "{}",
+        String::from_utf8_lossy(&tap.stderr)
+    );
+    assert!(String::from_utf8_lossy(&tap.stderr).contains("admin group"));
+    let status = as_nobody(&["status"]);
+    assert!(
+        status.status.success(),
+        "reading the status is open: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    // Nothing changed.
+    assert!(all_available(&station.status_json().unwrap()));
+}
