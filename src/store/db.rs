@@ -368,17 +368,17 @@ impl Db {
                     row.seq.to_string().as_str(),
                     at.as_str(),
                     row.kind.as_str(),
-                    row.reader.as_deref().unwrap_or(""),
+                    spreadsheet_safe(row.reader.as_deref().unwrap_or("")).as_ref(),
                     row.badge
                         .as_deref()
                         .map(ensure_redacted)
                         .as_deref()
                         .unwrap_or(""),
-                    row.username.as_deref().unwrap_or(""),
+                    spreadsheet_safe(row.username.as_deref().unwrap_or("")).as_ref(),
                     row.device_platform.as_deref().unwrap_or(""),
-                    row.device_id.as_deref().unwrap_or(""),
-                    row.slot.as_deref().unwrap_or(""),
-                    row.detail.as_str(),
+                    spreadsheet_safe(row.device_id.as_deref().unwrap_or("")).as_ref(),
+                    spreadsheet_safe(row.slot.as_deref().unwrap_or("")).as_ref(),
+                    spreadsheet_safe(&row.detail).as_ref(),
                 ])
                 .map_err(export_error)?;
         }
@@ -757,5 +757,28 @@ mod tests {
                 Some(serde_json::Value::from(platform_name(platform)))
             );
         }
+    }
+}
+
+/// A text cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR at
+/// the start) gets a leading apostrophe, so an audit export opened in Excel by IT staff
+/// cannot execute anything that reached a username, slot label or detail.
+fn spreadsheet_safe(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => std::borrow::Cow::Owned(format!("'{value}")),
+        _ => std::borrow::Cow::Borrowed(value),
+    }
+}
+
+#[cfg(test)]
+mod spreadsheet_tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(spreadsheet_safe("alice"), "alice");
+        assert_eq!(spreadsheet_safe(""), "");
     }
 }
