@@ -175,7 +175,7 @@ async fn attempt(mdm: &UemClient, store: &Store, row: OutboxRow) -> Attempt {
                         "{} may have been sent before a restart and Workspace ONE shows no wipe pending; check the device in the console, it was not sent again",
                         command.api_name()
                     )),
-                    Err(err) => classify(err),
+                    Err(err) => classify(err, row.attempts + 1),
                 };
             }
             if let Err(err) = store.mark_sent(record.id, now()).await {
@@ -204,35 +204,18 @@ async fn attempt(mdm: &UemClient, store: &Store, row: OutboxRow) -> Attempt {
     tracing::debug!(action = record.id.0, device = %record.device, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "outbox action attempted");
     match result {
         Ok(()) => Attempt::Done,
-        Err(err) => match classify(err) {
-            Attempt::Retry {
-                message,
-                delay,
-                pause_all,
-                unreachable,
-            } => Attempt::Retry {
-                message,
-                delay: if pause_all {
-                    delay
-                } else {
-                    backoff(row.attempts + 1, None).max(delay)
-                },
-                pause_all,
-                unreachable,
-            },
-            other => other,
-        },
+        Err(err) => classify(err, row.attempts + 1),
     }
 }
 
-fn classify(err: crate::mdm::MdmError) -> Attempt {
+/// What a failed call means for the row, after `attempts` attempts (this one included):
+/// the retry delay is decided here, for every call the worker makes.
+fn classify(err: crate::mdm::MdmError, attempts: u32) -> Attempt {
     let message = err.to_string();
     match err.class() {
         ErrorClass::Transient { retry_after } => Attempt::Retry {
             message,
-            delay: retry_after
-                .map(|asked| backoff(0, Some(asked)))
-                .unwrap_or(Duration::ZERO),
+            delay: backoff(attempts, retry_after),
             pause_all: retry_after.is_some(),
             unreachable: true,
         },
@@ -249,6 +232,36 @@ fn classify(err: crate::mdm::MdmError) -> Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_transient_failure_backs_off() {
+        // Also the wipe re-check after a restart: a timeout there must not retry at once.
+        let timeout = crate::mdm::MdmError::Timeout {
+            operation: "wipe check".into(),
+        };
+        match classify(timeout, 3) {
+            Attempt::Retry {
+                delay, pause_all, ..
+            } => {
+                assert_eq!(delay, Duration::from_secs(8));
+                assert!(!pause_all);
+            }
+            _ => panic!("a timeout is transient"),
+        }
+        let limited = crate::mdm::MdmError::RateLimited {
+            operation: "assign".into(),
+            retry_after: Some(Duration::from_secs(7)),
+        };
+        match classify(limited, 1) {
+            Attempt::Retry {
+                delay, pause_all, ..
+            } => {
+                assert_eq!(delay, Duration::from_secs(7));
+                assert!(pause_all, "Retry-After pauses every row");
+            }
+            _ => panic!("a 429 is transient"),
+        }
+    }
 
     #[test]
     fn backoff_doubles_to_a_cap_and_honours_retry_after() {
