@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use nix::unistd::{Gid, Group, Uid, User};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -143,90 +144,50 @@ impl ControlServer {
             () = cancel.cancelled() => None,
             line = lines.next_line() => line?,
         } {
-            let request = match parse_request(&line) {
-                Ok(request) => request,
-                Err(message) => {
-                    write
-                        .write_all(encode_response(Response::Error { message }).as_bytes())
-                        .await?;
-                    continue;
+            let response = match parse_request(&line) {
+                Err(message) => Response::Error { message },
+                Ok(Request::Tap { .. } | Request::Admin { .. } | Request::Enroll { .. }) if !admin => Response::Error {
+                    message: "permission denied: this command needs root or membership of the station's admin group (station.admin-group)".into(),
+                },
+                Ok(Request::Subscribe) => return self.stream_snapshots(&mut write, &cancel).await,
+                Ok(Request::Status) => snapshot_response(&self.snapshots.borrow()),
+                Ok(Request::Tap { reader, badge }) => {
+                    let input = self.resolver.resolve_text(reader.as_deref(), &badge).await;
+                    self.ask(input).await
                 }
-            };
-            let changes_state = matches!(
-                request,
-                Request::Tap { .. } | Request::Admin { .. } | Request::Enroll { .. }
-            );
-            if changes_state && !admin {
-                let message = "permission denied: this command needs root or membership of the station's admin group (station.admin-group)".to_string();
-                write
-                    .write_all(encode_response(Response::Error { message }).as_bytes())
-                    .await?;
-                continue;
-            }
-            match request {
-                Request::Status => {
-                    let snapshot = self.snapshots.borrow().clone();
-                    write
-                        .write_all(
-                            encode_response(Response::Snapshot {
-                                snapshot: Box::new(snapshot),
-                            })
-                            .as_bytes(),
-                        )
-                        .await?;
-                }
-                Request::Subscribe => {
-                    let mut snapshots = self.snapshots.clone();
-                    loop {
-                        let snapshot = snapshots.borrow_and_update().clone();
-                        write
-                            .write_all(
-                                encode_response(Response::Snapshot {
-                                    snapshot: Box::new(snapshot),
-                                })
-                                .as_bytes(),
-                            )
-                            .await?;
-                        tokio::select! {
-                            () = cancel.cancelled() => return Ok(()),
-                            changed = snapshots.changed() => if changed.is_err() { return Ok(()) },
-                        }
+                Ok(Request::Admin { admin }) => {
+                    let description = format!("{admin:?}");
+                    match self.engine.send(EngineMsg::Input(Input::Admin(admin))).await {
+                        Ok(()) => Response::Done { message: format!("sent {description}") },
+                        Err(_) => Response::Error { message: "the engine is stopping".into() },
                     }
                 }
-                Request::Tap { reader, badge } => {
-                    let input = self.resolver.resolve_text(reader.as_deref(), &badge).await;
-                    let response = self.ask(input).await;
-                    write
-                        .write_all(encode_response(response).as_bytes())
-                        .await?;
-                }
-                Request::Admin { admin } => {
-                    let description = format!("{admin:?}");
-                    let sent = self
-                        .engine
-                        .send(EngineMsg::Input(Input::Admin(admin)))
-                        .await;
-                    let response = match sent {
-                        Ok(()) => Response::Done {
-                            message: format!("sent {description}"),
-                        },
-                        Err(_) => Response::Error {
-                            message: "the engine is stopping".into(),
-                        },
-                    };
-                    write
-                        .write_all(encode_response(response).as_bytes())
-                        .await?;
-                }
-                Request::Enroll { username } => {
-                    let response = self.enroll(&username).await;
-                    write
-                        .write_all(encode_response(response).as_bytes())
-                        .await?;
-                }
-            }
+                Ok(Request::Enroll { username }) => self.enroll(&username).await,
+            };
+            write
+                .write_all(encode_response(response).as_bytes())
+                .await?;
         }
         Ok(())
+    }
+
+    /// `subscribe`: a snapshot now and after every change, until either side stops.
+    async fn stream_snapshots(
+        &self,
+        write: &mut OwnedWriteHalf,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut snapshots = self.snapshots.clone();
+        loop {
+            let response = snapshot_response(&snapshots.borrow_and_update());
+            write
+                .write_all(encode_response(response).as_bytes())
+                .await?;
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                changed = snapshots.changed() => if changed.is_err() { return Ok(()) },
+            }
+        }
     }
 
     /// Completes a supervised enrolment: the badge tapped unknown, approved by an enroller's
@@ -356,5 +317,11 @@ impl ControlServer {
                 .is_some_and(|groups| groups.contains(&admin_gid)),
             _ => false,
         }
+    }
+}
+
+fn snapshot_response(snapshot: &Snapshot) -> Response {
+    Response::Snapshot {
+        snapshot: Box::new(snapshot.clone()),
     }
 }
