@@ -11,18 +11,9 @@ use std::time::Duration;
 use crate::support::station::{bin, Phone, SimProcess, StationDir};
 
 const PHONES: [Phone; 4] = [
-    Phone {
-        slot: "1",
-        port: "1-1.1",
-        vendor: "05ac",
-        serial: "00008110000A1B2C3D4E801E",
-    },
-    Phone {
-        slot: "2",
-        port: "1-1.2",
-        vendor: "05ac",
-        serial: "00008110001C2D3E4F5A602E",
-    },
+    // The two phones of the daemon tests, plus one more Apple and an Android.
+    crate::daemon::PHONES[0],
+    crate::daemon::PHONES[1],
     Phone {
         slot: "3",
         port: "1-1.3",
@@ -38,9 +29,9 @@ const PHONES: [Phone; 4] = [
 ];
 
 const BADGES: [(&str, &str, &str); 5] = [
-    ("04A1B2C3D4E5F6", "alice", "Alice Martin"),
-    ("1234ABCD", "alice2", "Alice Dubois"),
-    ("0A1B2C3D", "carol", "Carol Nguyen"),
+    crate::daemon::BADGES[0],
+    crate::daemon::BADGES[1],
+    crate::daemon::BADGES[2],
     ("04C0FFEE112233", "dave", "Dave Okafor"),
     ("04BADA55000001", "m.alice", "Marie Alice"),
 ];

@@ -2,7 +2,7 @@
 //! process over loopback, a temporary sysfs tree as the dock, taps through the control
 //! socket with `badgedock tap`, and the simulator's own record of calls as the proof.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::station::{slot_state, Phone, SimProcess, StationDir};
 
@@ -57,15 +57,7 @@ fn tap_undock_dock_assigns_and_returns_the_phone() {
     assert!(stdout.contains("Alice Martin: take slot 1"), "{stdout}");
 
     // The assignment reaches Workspace ONE while the nurse walks to the slot.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sim.enrollment_user(PHONES[0].serial).as_deref() != Some("alice") {
-        assert!(
-            Instant::now() < deadline,
-            "alice never assigned; journal: {:#?}",
-            sim.journal()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    sim.wait_enrollment_user(PHONES[0].serial, "alice", Duration::from_secs(10));
 
     station.undock(&PHONES[0]);
     station.wait_status(Duration::from_secs(10), "alice's loan", |s| {

@@ -2,7 +2,7 @@
 //! pcscd, read by the real `badgedock run`, leads to the enrolment-user change at the
 //! Workspace ONE simulator. Uses the PC/SC harness of `pcsc.rs` (one pcscd at a time).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::daemon::{BADGES, PHONES};
 use crate::pcsc::harness::Pcscd;
@@ -38,15 +38,7 @@ fn a_virtual_card_tap_assigns_the_phone_in_workspace_one() {
         &[0x04, 0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6],
         Duration::from_millis(800),
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while sim.enrollment_user(PHONES[0].serial).as_deref() != Some("alice") {
-        assert!(
-            Instant::now() < deadline,
-            "the tap never reached Workspace ONE; log:\n{}",
-            station.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    sim.wait_enrollment_user(PHONES[0].serial, "alice", Duration::from_secs(15));
     let status = station.status_json().unwrap();
     assert_eq!(status["slots"][0]["state"], "reserved", "{status:#}");
     assert!(

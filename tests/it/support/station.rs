@@ -161,6 +161,20 @@ impl SimProcess {
         })
     }
 
+    /// Waits until Workspace ONE (the simulator) has `username` as the device's enrolment
+    /// user; the panic message carries the journal.
+    pub fn wait_enrollment_user(&self, usb_serial: &str, username: &str, timeout: Duration) {
+        let started = Instant::now();
+        while self.enrollment_user(usb_serial).as_deref() != Some(username) {
+            assert!(
+                started.elapsed() < timeout,
+                "{usb_serial} never assigned to {username}; journal: {:#?}",
+                self.journal()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The simulator's device state.
     pub fn state(&self) -> Value {
         serde_json::from_str(&http_get(&format!("{}/_sim/state", self.url))).expect("state json")
@@ -196,7 +210,7 @@ pub fn http_get(url: &str) -> String {
 }
 
 /// One docked phone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Phone {
     pub slot: &'static str,
     pub port: &'static str,
