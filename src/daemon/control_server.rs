@@ -269,29 +269,9 @@ impl ControlServer {
     }
 
     async fn ask(&self, input: Input) -> Response {
-        if let Input::BadRead { reason, .. } = &input {
-            let reason = reason.clone();
-            let _ = self.engine.send(EngineMsg::Input(input)).await;
-            return Response::Error {
-                message: format!("badge not read: {reason}"),
-            };
-        }
-        let (reply, answer) = oneshot::channel();
-        if self
-            .engine
-            .send(EngineMsg::Ask { input, reply })
-            .await
-            .is_err()
-        {
-            return Response::Error {
-                message: "the engine is stopping".into(),
-            };
-        }
-        match tokio::time::timeout(Duration::from_secs(10), answer).await {
-            Ok(Ok(decision)) => Response::Decision { decision },
-            _ => Response::Error {
-                message: "the engine did not answer: check `journalctl -u badgedock`".into(),
-            },
+        match crate::daemon::engine_loop::decide(&self.engine, input).await {
+            Ok(decision) => Response::Decision { decision },
+            Err(message) => Response::Error { message },
         }
     }
 

@@ -12,10 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
-use crate::checkout::{Input, SlotState, Snapshot, TapDecision};
-use crate::daemon::engine_loop::EngineMsg;
+use crate::checkout::{SlotState, Snapshot, TapDecision};
 use crate::daemon::systemd::Notifier;
 use crate::daemon::{start, RunningDaemon, StartOptions};
 use crate::uemsim::{SimHandle, SimOptions};
@@ -202,25 +201,9 @@ impl DemoStation {
             .resolver
             .resolve_text(Some("front"), badge)
             .await;
-        let (reply, answer) = oneshot::channel();
-        match input {
-            Input::Tap { .. } => {
-                self.daemon
-                    .engine
-                    .send(EngineMsg::Ask { input, reply })
-                    .await
-                    .map_err(|_| anyhow::anyhow!("engine stopped"))?;
-                Ok(tokio::time::timeout(Duration::from_secs(10), answer)
-                    .await
-                    .context("no decision within 10 s")??)
-            }
-            other => {
-                let _ = self.daemon.engine.send(EngineMsg::Input(other)).await;
-                Ok(TapDecision::Refused {
-                    reason: "badge not read".into(),
-                })
-            }
-        }
+        crate::daemon::engine_loop::decide(&self.daemon.engine, input)
+            .await
+            .map_err(anyhow::Error::msg)
     }
 
     /// Waits until `done` holds for a snapshot, or `timeout` passes.

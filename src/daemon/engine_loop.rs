@@ -36,6 +36,27 @@ pub enum EngineMsg {
     },
 }
 
+/// Hands a resolved tap to the engine and waits for the station's decision, which comes
+/// once the tap is durably recorded. A read that yielded no badge (`Input::BadRead`) is
+/// passed on for the screen and answered as refused here. `Err` means the engine is gone
+/// or did not answer.
+pub async fn decide(engine: &mpsc::Sender<EngineMsg>, input: Input) -> Result<TapDecision, String> {
+    if let Input::BadRead { reason, .. } = &input {
+        let reason = format!("badge not read: {reason}");
+        let _ = engine.send(EngineMsg::Input(input)).await;
+        return Ok(TapDecision::Refused { reason });
+    }
+    let (reply, answer) = oneshot::channel();
+    engine
+        .send(EngineMsg::Ask { input, reply })
+        .await
+        .map_err(|_| "the engine is stopping".to_string())?;
+    match tokio::time::timeout(Duration::from_secs(10), answer).await {
+        Ok(Ok(decision)) => Ok(decision),
+        _ => Err("the engine did not answer: check `journalctl -u badgedock`".to_string()),
+    }
+}
+
 /// How deep the engine's inbox is; senders wait when it is full (backpressure).
 pub const INBOX_CAPACITY: usize = 256;
 
