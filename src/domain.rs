@@ -70,10 +70,66 @@ string_newtype!(
     /// A USB port path as the kernel names it under `/sys/bus/usb/devices`, e.g. `1-1.4.2`.
     PortPath
 );
-string_newtype!(
-    /// A Workspace ONE username, compared exactly (case-sensitive) everywhere.
-    Username
-);
+/// A Workspace ONE username. Workspace ONE and directories treat user names without regard
+/// to case, so equality, ordering and hashing ignore case (Unicode lower case); the text is
+/// kept as written for display. Matching is still exact otherwise: `alice` is not `alice2`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Username(String);
+
+impl Username {
+    /// Wraps a value; callers validate where the value comes from outside.
+    pub fn new(value: impl Into<String>) -> Self {
+        Username(value.into())
+    }
+
+    /// The value as text, as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form compared: lower case.
+    pub fn folded(&self) -> String {
+        self.0.to_lowercase()
+    }
+
+    /// True when `other` names the same account (case-insensitive, otherwise exact).
+    pub fn same_as(&self, other: &str) -> bool {
+        self.0 == other || self.0.to_lowercase() == other.to_lowercase()
+    }
+}
+
+impl PartialEq for Username {
+    fn eq(&self, other: &Self) -> bool {
+        self.same_as(&other.0)
+    }
+}
+
+impl Eq for Username {}
+
+impl PartialOrd for Username {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Username {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.folded().cmp(&other.folded())
+    }
+}
+
+impl std::hash::Hash for Username {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.folded().hash(state);
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// The mobile platform of a docked device, as far as the station can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

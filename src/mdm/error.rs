@@ -99,13 +99,13 @@ pub enum MdmError {
         message: String,
     },
     /// No active account has exactly this username (DESIGN invariant 4).
-    #[error("no such user: Workspace ONE has no active account named exactly {username:?}; check the badge directory or the Workspace ONE user")]
+    #[error("no such user: Workspace ONE has no active account named exactly \"{username}\" (names compared without regard to case); check the badge directory or the Workspace ONE user")]
     NoSuchUser {
         /// The username asked for.
         username: Username,
     },
     /// Several active accounts have exactly this username (DESIGN invariant 4).
-    #[error("ambiguous user: Workspace ONE has {matches} active accounts named exactly {username:?}; refusing to guess, remove or deactivate the duplicate in Workspace ONE")]
+    #[error("ambiguous user: Workspace ONE has {matches} active accounts named exactly \"{username}\" (names compared without regard to case); refusing to guess, remove or deactivate the duplicate in Workspace ONE")]
     AmbiguousUser {
         /// The username asked for.
         username: Username,
@@ -113,7 +113,7 @@ pub enum MdmError {
         matches: usize,
     },
     /// The verifying GET after an enrolment-user change shows another user.
-    #[error("the enrolment user of device {device} is {found:?} after the change, not {expected:?}; it will be tried again")]
+    #[error("the enrolment user of device {device} is {} after the change, not \"{expected}\"; it will be tried again", found_text(.found))]
     VerifyFailed {
         /// The device.
         device: String,
@@ -170,6 +170,13 @@ impl MdmError {
     /// True for [`ErrorClass::Transient`].
     pub fn is_transient(&self) -> bool {
         matches!(self.class(), ErrorClass::Transient { .. })
+    }
+}
+
+fn found_text(found: &Option<String>) -> String {
+    match found {
+        Some(name) => format!("\"{name}\""),
+        None => "nobody".to_string(),
     }
 }
 
