@@ -66,6 +66,7 @@ pub(crate) struct Inner {
     tenant_code: Option<Secret>,
     pub(crate) staging_user: Username,
     pub(crate) verify_after_assign: bool,
+    pub(crate) preferred_security_type: Option<i64>,
     pub(crate) caches: Mutex<Caches>,
     rate: Mutex<RateState>,
     api_calls: AtomicU64,
@@ -206,6 +207,7 @@ impl UemClient {
                 tenant_code: config.tenant_code.clone(),
                 staging_user: config.staging_user.clone(),
                 verify_after_assign: config.verify_after_assign,
+                preferred_security_type: config.preferred_security_type,
                 caches: Mutex::new(Caches::default()),
                 rate: Mutex::new(RateState::default()),
                 api_calls: AtomicU64::new(0),
@@ -449,15 +451,22 @@ impl UemClient {
                 error_code: parsed.error_code,
                 message,
             },
+            // An HTML page is not Workspace ONE's answer but a proxy's or a load balancer's
+            // (or IIS's for an unknown route): transient-looking, so retried, never failed
+            // for good; the message says what to check if it persists.
+            400..=499 if parsed.kind == crate::mdm::error::BodyKind::Html => MdmError::ServerError {
+                operation,
+                status: code,
+                error_code: parsed.error_code,
+                message: format!(
+                    "{message} (an HTML error page, not a Workspace ONE answer: a proxy or load balancer, or no such route; if it persists check uem.base-url)"
+                ),
+            },
             400..=499 => MdmError::Rejected {
                 operation,
                 status: code,
                 error_code: parsed.error_code,
-                message: if code == 404 && parsed.kind == crate::mdm::error::BodyKind::Html {
-                    format!("{message} (no such route: check uem.base-url)")
-                } else {
-                    message
-                },
+                message,
             },
             _ => MdmError::BadResponse {
                 operation,
