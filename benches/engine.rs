@@ -52,6 +52,8 @@ fn engine_config(n_slots: usize) -> EngineConfig {
         failure_threshold: 3,
         checkout_steps: badgedock::config::default_steps(true),
         checkin_steps: badgedock::config::default_steps(false),
+        reboot_window_ms: EngineConfig::DEFAULT_REBOOT_WINDOW_MS,
+        organization_groups: Vec::new(),
     }
 }
 
@@ -67,23 +69,34 @@ fn bench_handle() {
         .collect();
     for (n, device) in devices.iter().enumerate() {
         let slot = SlotLabel::new((n + 1).to_string());
-        engine.handle(
-            now,
-            Input::Docked {
-                slot,
-                device: device.clone(),
-            },
-        );
+        let request = engine
+            .handle(
+                now,
+                Input::Docked {
+                    slot,
+                    device: device.clone(),
+                },
+            )
+            .iter()
+            .find_map(|effect| match effect {
+                Effect::Identify { request, .. } => Some(*request),
+                _ => None,
+            })
+            .unwrap_or_default();
         let info = MdmDeviceInfo {
             mdm_id: n as i64,
             name: format!("iPhone {n}"),
             enrollment_user: Some(Username::new("staging")),
             wipe_pending: false,
+            ownership: Some("S".into()),
+            group_id: None,
+            enrolled: true,
         };
         engine.handle(
             now,
             Input::DeviceIdentified {
                 device: device.clone(),
+                request,
                 result: Ok(info),
             },
         );

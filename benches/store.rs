@@ -10,8 +10,9 @@
 use std::time::{Duration, Instant};
 
 use badgedock::checkout::{
-    ActionId, ActionPurpose, ActionRecord, ActionState, AuditEntry, CheckoutId, CheckoutRecord,
-    CheckoutState, Commit, Counters, DeviceRecord, DeviceStatus, MdmAction, MdmDeviceInfo,
+    ActionId, ActionPurpose, ActionRecord, ActionState, AuditEntry, AuditKind, CheckoutId,
+    CheckoutRecord, CheckoutState, Commit, Counters, DeviceRecord, DeviceStatus, MdmAction,
+    MdmDeviceInfo,
 };
 use badgedock::domain::{DeviceKey, ReaderName, SlotLabel, Timestamp, Username};
 use badgedock::store::Store;
@@ -43,10 +44,14 @@ fn checkout_commit(n: u64) -> Commit {
                 name: format!("Phone {}", key.id),
                 enrollment_user: Some(Username::new("staging-4west")),
                 wipe_pending: false,
+                ownership: Some("S".into()),
+                group_id: None,
+                enrolled: true,
             }),
             docked_since: Some(at),
             failures: 0,
             set_aside: false,
+            ours: true,
         }],
         checkouts: vec![CheckoutRecord {
             id: CheckoutId(n),
@@ -76,7 +81,7 @@ fn checkout_commit(n: u64) -> Commit {
         ],
         audit: vec![AuditEntry {
             at,
-            kind: "checkout".to_string(),
+            kind: AuditKind::Checkout,
             reader: Some(ReaderName::new("front")),
             badge: Some("…3F9A".to_string()),
             username: Some(username),

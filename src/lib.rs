@@ -16,6 +16,7 @@ pub mod directory;
 pub mod dock;
 pub mod mdm;
 pub mod metrics;
+pub mod outbox;
 pub mod readers;
 pub mod store;
 pub mod uemsim;

@@ -33,6 +33,8 @@ fn config(line: Option<&str>) -> EngineConfig {
         failure_threshold: 3,
         checkout_steps: crate::config::default_steps(true),
         checkin_steps: crate::config::default_steps(false),
+        reboot_window_ms: 120_000,
+        organization_groups: Vec::new(),
     };
     for setting in line.unwrap_or("").split_whitespace().skip(1) {
         let (key, value) = setting.split_once('=').expect("key=value");
@@ -151,24 +153,45 @@ fn run(script: &str) -> String {
     let config_line = lines.first().filter(|l| l.starts_with("config")).copied();
     let config = config(config_line);
     let mut now = Timestamp(1_700_000_000_000);
+    let mut mono = Mono(5_000_000);
     let mut store = FakeStore::default();
-    let (mut engine, _) = Engine::restore(config.clone(), Persisted::default(), now);
+    let (mut engine, _) = Engine::restore(
+        config.clone(),
+        Persisted::default(),
+        Now { wall: now, mono },
+    );
     let mut out = String::new();
+    // The latest lookup asked per device: `identify` lines answer it.
+    let mut asked: BTreeMap<String, u64> = BTreeMap::new();
     for line in lines.iter().skip(usize::from(config_line.is_some())) {
         let words: Vec<&str> = line.split_whitespace().collect();
         let reader = ReaderName::new("front");
         let input = match words.as_slice() {
             ["restart"] => {
-                let (restored, effects) = Engine::restore(config.clone(), store.persisted(), now);
+                // A new process: its monotonic clock starts elsewhere.
+                mono = Mono(17);
+                let (restored, effects) =
+                    Engine::restore(config.clone(), store.persisted(), Now { wall: now, mono });
                 engine = restored;
                 writeln!(out, "> restart").ok();
                 for effect in effects {
+                    if let Effect::Identify { device, request } = &effect {
+                        asked.insert(device.id.clone(), *request);
+                    }
                     writeln!(out, "  {}", describe_effect(&effect)).ok();
                 }
                 continue;
             }
             ["wait", seconds] => {
-                now = now.plus_seconds(seconds.parse().expect("seconds"));
+                let seconds: i64 = seconds.parse().expect("seconds");
+                now = now.plus_seconds(seconds);
+                mono = mono.plus_millis(seconds * 1000);
+                Input::Tick
+            }
+            ["clock", seconds] => {
+                // The wall clock steps; monotonic time does not.
+                let seconds: i64 = seconds.parse().expect("seconds");
+                now = Timestamp(now.0 + seconds * 1000);
                 Input::Tick
             }
             ["dock", slot, dev] => Input::Docked {
@@ -192,6 +215,7 @@ fn run(script: &str) -> String {
             },
             ["identify", dev, who, rest @ ..] => Input::DeviceIdentified {
                 device: device(dev),
+                request: asked.get(device(dev).id.as_str()).copied().unwrap_or(0),
                 result: Ok(MdmDeviceInfo {
                     mdm_id: 100 + dev.len() as i64,
                     name: rest
@@ -201,10 +225,14 @@ fn run(script: &str) -> String {
                         .replace('_', " "),
                     enrollment_user: (*who != "-").then(|| Username::new(*who)),
                     wipe_pending: rest.contains(&"wipe"),
+                    ownership: Some(if rest.contains(&"personal") { "E" } else { "S" }.into()),
+                    group_id: Some(571),
+                    enrolled: !rest.contains(&"wipe") && !rest.contains(&"unenrolled"),
                 }),
             },
             ["identify-fail", dev] => Input::DeviceIdentified {
                 device: device(dev),
+                request: asked.get(device(dev).id.as_str()).copied().unwrap_or(0),
                 result: Err("HTTP 503".into()),
             },
             ["tap", "?"] => Input::Tap {
@@ -247,8 +275,26 @@ fn run(script: &str) -> String {
                 action: ActionId(id.parse().expect("id")),
                 outcome: ActionOutcome::Failed {
                     message: message.join(" "),
+                    cause: FailCause::Other,
                 },
             },
+            ["fail-user", id] => Input::ActionSettled {
+                action: ActionId(id.parse().expect("id")),
+                outcome: ActionOutcome::Failed {
+                    message:
+                        "no such user: Workspace ONE has no active account named exactly \"bob\""
+                            .into(),
+                    cause: FailCause::UnknownUser,
+                },
+            },
+            ["admin", "close-loan", who] => Input::Admin(AdminCommand::CloseLoan {
+                user: Some(Username::new(*who)),
+                device: None,
+            }),
+            ["admin", "lost", who] => Input::Admin(AdminCommand::MarkLost {
+                user: Some(Username::new(*who)),
+                device: None,
+            }),
             ["admin", "retry", slot] => Input::Admin(AdminCommand::Retry {
                 slot: SlotLabel::new(*slot),
             }),
@@ -258,10 +304,14 @@ fn run(script: &str) -> String {
             other => panic!("bad script line {other:?}"),
         };
         now = now.plus_millis(10);
+        mono = mono.plus_millis(10);
         writeln!(out, "> {line}").ok();
-        for effect in engine.handle(now, input) {
+        for effect in engine.handle(Now { wall: now, mono }, input) {
             if let Effect::Commit(commit) = &effect {
                 store.apply(commit);
+            }
+            if let Effect::Identify { device, request } = &effect {
+                asked.insert(device.id.clone(), *request);
             }
             writeln!(out, "  {}", describe_effect(&effect)).ok();
         }
@@ -313,7 +363,7 @@ fn describe_effect(effect: &Effect) -> String {
             }
             format!("commit [{}]", parts.join("; "))
         }
-        Effect::Identify { device } => format!("identify {}", device.id),
+        Effect::Identify { device, .. } => format!("identify {}", device.id),
         Effect::Feedback { ok, .. } => format!("feedback {}", if *ok { "ok" } else { "error" }),
         Effect::Decision(TapDecision::TakeSlot {
             display_name,
@@ -336,8 +386,20 @@ fn status_word(status: &DeviceStatus, set_aside: bool) -> String {
         DeviceStatus::Available => "available".to_string(),
         DeviceStatus::Reserved { checkout } => format!("reserved#{}", checkout.0),
         DeviceStatus::CheckedOut { checkout } => format!("out#{}", checkout.0),
-        DeviceStatus::CheckingIn { .. } => "checking-in".to_string(),
+        DeviceStatus::CheckingIn { reenrol: false, .. } => "checking-in".to_string(),
+        DeviceStatus::CheckingIn { reenrol: true, .. } => "checking-in+reenrol".to_string(),
         DeviceStatus::Missing => "missing".to_string(),
+        DeviceStatus::Leaving {
+            slot, candidate, ..
+        } => format!(
+            "leaving(slot {slot}{})",
+            candidate
+                .map(|c| format!(", claims #{}", c.0))
+                .unwrap_or_default()
+        ),
+        DeviceStatus::Foreign => "foreign".to_string(),
+        DeviceStatus::Away => "away".to_string(),
+        DeviceStatus::Lost => "lost".to_string(),
     };
     if set_aside {
         format!("{word}+set-aside")
@@ -378,6 +440,14 @@ fn describe_snapshot(snapshot: &Snapshot) -> String {
             out,
             "  loan {} {} from slot {} overdue={} sync={:?}",
             loan.username, loan.device.id, loan.slot, loan.overdue, loan.sync
+        )
+        .ok();
+    }
+    for line in &snapshot.instructions {
+        writeln!(
+            out,
+            "  open {:?}: {} | {}",
+            line.tone, line.headline, line.detail
         )
         .ok();
     }
@@ -500,6 +570,7 @@ fn taken_device_differs_with_one_reservation() {
         tap alice
         ok 0
         undock 2 a:P2
+        wait 121
     ",
     );
 }
@@ -597,6 +668,13 @@ fn wipe_checkin_and_restart() {
         dock 1 a:P1
         restart
         ok 2
+        # The erased phone restarts: gone, back, and nothing is sent again.
+        undock 1 a:P1
+        dock 1 a:P1
+        identify a:P1 - unenrolled
+        wait 21
+        identify a:P1 staging-4west name=iPhone_1
+        tap bob
     ",
     );
 }
@@ -636,7 +714,7 @@ fn identify_failure_retries_later() {
         dock 6 a:NEWONE
         identify-fail a:NEWONE
         wait 31
-        identify a:NEWONE - name=Spare
+        identify a:NEWONE staging-4west name=Spare
     ",
     );
 }
@@ -649,6 +727,175 @@ fn wipe_pending_device_is_set_aside() {
         "
         dock 6 a:WIPED
         identify a:WIPED staging-4west wipe
+    ",
+    );
+}
+
+#[test]
+fn class01_personal_phone_is_left_alone() {
+    // A user-enrolled personal iPhone docked at a station whose check-in erases: nothing
+    // is sent to it, it is never offered, and it is forgotten when it leaves.
+    check(
+        "class01_personal_phone_is_left_alone",
+        "config checkin=wipe",
+        "
+        dock 5 a:PERSONAL
+        identify a:PERSONAL dave name=Daves_iPhone personal
+        tap alice
+        undock 5 a:PERSONAL
+        dock 5 a:PERSONAL
+    ",
+    );
+}
+
+#[test]
+fn class03_a_restarting_phone_does_not_steal_a_reservation() {
+    // One reservation open; another phone restarts (gone 40 s). Nothing moves, and the
+    // nurse takes her own phone.
+    check(
+        "class03_a_restarting_phone_does_not_steal_a_reservation",
+        "config",
+        "
+        tap alice
+        ok 0
+        ok 1
+        undock 2 a:P2
+        wait 40
+        dock 2 a:P2
+        undock 1 a:P1
+        wait 200
+    ",
+    );
+}
+
+#[test]
+fn class04_loan_returned_at_another_cabinet() {
+    // Alice returned her phone elsewhere: at her limit here, the station asks Workspace
+    // ONE, learns the loan is over, and serves her at the next tap.
+    check(
+        "class04_loan_returned_at_another_cabinet",
+        "config",
+        "
+        tap alice
+        ok 0
+        ok 1
+        undock 1 a:P1
+        tap alice
+        identify a:P1 staging-4west name=iPhone_1
+        tap alice
+    ",
+    );
+}
+
+#[test]
+fn class04_operator_closes_a_loan_and_marks_one_lost() {
+    check(
+        "class04_operator_closes_a_loan_and_marks_one_lost",
+        "config",
+        "
+        tap alice
+        ok 0
+        ok 1
+        undock 1 a:P1
+        tap bob
+        ok 2
+        ok 3
+        undock 2 a:P2
+        admin close-loan alice
+        admin lost bob
+        admin lost nobody
+        tap alice
+        dock 2 a:P2
+    ",
+    );
+}
+
+#[test]
+fn class06_retry_only_what_still_matches_the_ledger() {
+    // Alice took her phone, then Workspace ONE refused its assignment; she returned it. The
+    // operator's retry must not re-send her assignment for a loan that has ended.
+    check(
+        "class06_retry_only_what_still_matches_the_ledger",
+        "config assign-at=undock",
+        "
+        tap alice
+        undock 1 a:P1
+        fail 0 HTTP 400 device not staged
+        dock 1 a:P1
+        ok 2
+        ok 3
+        admin retry 1
+    ",
+    );
+}
+
+#[test]
+fn class07_refusals_stay_while_others_tap() {
+    check(
+        "class07_refusals_stay_while_others_tap",
+        "config",
+        "
+        tap alice
+        tap bob
+        fail 0 HTTP 400 device not staged
+        tap carl
+    ",
+    );
+}
+
+#[test]
+fn class07_unknown_workspace_one_user_is_refused_at_the_next_tap() {
+    check(
+        "class07_unknown_workspace_one_user_is_refused_at_the_next_tap",
+        "config",
+        "
+        tap bob
+        fail-user 0
+        tap bob
+    ",
+    );
+}
+
+#[test]
+fn class08_user_names_ignore_case() {
+    check(
+        "class08_user_names_ignore_case",
+        "config",
+        "
+        tap alice
+        undock 1 a:P1
+        tap Alice
+    ",
+    );
+}
+
+#[test]
+fn class09_a_second_tap_renews_the_reservation() {
+    check(
+        "class09_a_second_tap_renews_the_reservation",
+        "config reservation=60",
+        "
+        tap alice
+        wait 50
+        tap alice
+        wait 50
+        undock 1 a:P1
+    ",
+    );
+}
+
+#[test]
+fn class10_wall_clock_steps_move_no_deadline() {
+    check(
+        "class10_wall_clock_steps_move_no_deadline",
+        "config reservation=60",
+        "
+        tap alice
+        clock 600
+        clock -3600
+        wait 30
+        tap bob
+        wait 31
     ",
     );
 }

@@ -80,6 +80,10 @@ pub enum Input {
     DeviceIdentified {
         /// The device asked about.
         device: DeviceKey,
+        /// The request this answers ([`Effect::Identify`]'s `request`); an answer to an
+        /// older request than the device's latest is stale and ignored.
+        #[serde(default)]
+        request: u64,
         /// What Workspace ONE knows, or why it could not say.
         result: Result<MdmDeviceInfo, String>,
     },
@@ -130,6 +134,26 @@ pub enum AdminCommand {
         /// The slot.
         slot: SlotLabel,
     },
+    /// Close a loan without the phone coming back here (returned at another cabinet, or
+    /// written off). Nothing is sent to Workspace ONE; the phone is identified when docked.
+    CloseLoan {
+        /// Whose loan (every loan of this user when `device` is not given).
+        #[serde(default)]
+        user: Option<Username>,
+        /// Which phone (UDID or serial number, as `status` shows it).
+        #[serde(default)]
+        device: Option<String>,
+    },
+    /// Mark a phone on loan as lost: the loan ends, the phone is listed as lost until it
+    /// is docked again (then it is checked in as found).
+    MarkLost {
+        /// Whose loan.
+        #[serde(default)]
+        user: Option<Username>,
+        /// Which phone.
+        #[serde(default)]
+        device: Option<String>,
+    },
 }
 
 /// What Workspace ONE says about a device.
@@ -143,6 +167,28 @@ pub struct MdmDeviceInfo {
     pub enrollment_user: Option<Username>,
     /// True when a wipe is pending or the device is unenrolled.
     pub wipe_pending: bool,
+    /// `Ownership` as Workspace ONE reports it (`S` shared, `C`, `E`, `Undefined`).
+    #[serde(default)]
+    pub ownership: Option<String>,
+    /// The organization group (`LocationGroupId`).
+    #[serde(default)]
+    pub group_id: Option<i64>,
+    /// True when `EnrollmentStatus` is `Enrolled`.
+    #[serde(default = "yes")]
+    pub enrolled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl MdmDeviceInfo {
+    /// True when Workspace ONE shows a shared corporate device (`Ownership` `S`).
+    pub fn is_shared(&self) -> bool {
+        self.ownership
+            .as_deref()
+            .is_some_and(|o| o.eq_ignore_ascii_case("s") || o.eq_ignore_ascii_case("shared"))
+    }
 }
 
 /// How an outbox action ended.
@@ -156,6 +202,9 @@ pub enum ActionOutcome {
     Failed {
         /// Why, free of secrets.
         message: String,
+        /// What kind of refusal, when the worker can tell.
+        #[serde(default)]
+        cause: FailCause,
     },
     /// Not done yet; the worker will try again.
     Retrying {
@@ -164,6 +213,21 @@ pub enum ActionOutcome {
         /// The last error.
         message: String,
     },
+}
+
+/// Why Workspace ONE refused an action for good, as far as the worker can tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailCause {
+    /// Anything else (the message says what).
+    #[default]
+    Other,
+    /// No active account has this user name.
+    UnknownUser,
+    /// Several active accounts have this user name.
+    AmbiguousUser,
+    /// Workspace ONE does not know the device.
+    UnknownDevice,
 }
 
 /// One step of a check-out or check-in workflow, as named in the config.
@@ -327,13 +391,37 @@ pub enum DeviceStatus {
         /// The loan.
         checkout: CheckoutId,
     },
-    /// Docked again; check-in work not confirmed yet.
+    /// Docked again; check-in work not confirmed yet. Stays so while the phone restarts
+    /// (after a wipe, or a loose cable): docking it again sends nothing new.
     CheckingIn {
         /// The loan being closed (None for a device checked out elsewhere).
         checkout: Option<CheckoutId>,
+        /// A wipe is part of this check-in: done only once Workspace ONE shows the device
+        /// enrolled to the staging user again.
+        #[serde(default)]
+        reenrol: bool,
     },
     /// Out of the cabinet without a check-out (taken without a tap, or unknown state).
     Missing,
+    /// An available phone left the cabinet while a reservation was open; it may be
+    /// restarting. Settled after the reboot window: back in its slot (nothing happened),
+    /// or taken (the one open reservation follows it; otherwise flagged missing).
+    Leaving {
+        /// The slot it left.
+        slot: SlotLabel,
+        /// When it left.
+        since: Timestamp,
+        /// The one reservation open when it left, which may follow it.
+        candidate: Option<CheckoutId>,
+    },
+    /// Docked but not one of the station's phones (a personal phone, another group's):
+    /// shown as foreign and never sent anything.
+    Foreign,
+    /// Not here and not on loan from here (returned at another cabinet, loan closed by an
+    /// operator, or an unidentified phone that left): identified again when docked.
+    Away,
+    /// Marked lost by an operator; checked in as found when docked.
+    Lost,
 }
 
 /// A device the station knows, as stored.
@@ -353,6 +441,11 @@ pub struct DeviceRecord {
     pub failures: u32,
     /// Set aside from selection after repeated failures, until a clean check-in.
     pub set_aside: bool,
+    /// Confirmed one of the station's phones: handed out by this station, or shown by
+    /// Workspace ONE as staged by the staging user or a shared device of the station's
+    /// groups. Only such a phone gets check-in actions.
+    #[serde(default)]
+    pub ours: bool,
 }
 
 /// State of a check-out.
@@ -369,6 +462,11 @@ pub enum CheckoutState {
     Expired,
     /// An operator cancelled the reservation.
     Cancelled,
+    /// The loan ended without the phone coming back here: returned at another cabinet
+    /// (Workspace ONE shows it with someone else) or closed by an operator.
+    Closed,
+    /// An operator marked the phone lost.
+    Lost,
 }
 
 /// One check-out, as stored.
@@ -396,13 +494,168 @@ pub struct CheckoutRecord {
     pub closed_at: Option<Timestamp>,
 }
 
+/// What an audit line records. Stored as its kebab-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditKind {
+    /// A tap that was answered with the reservation already open.
+    Tap,
+    /// A phone was reserved for a user.
+    CheckoutReserved,
+    /// The reserved phone left the cabinet: the loan starts.
+    Checkout,
+    /// The one open reservation followed the phone actually taken.
+    ReservationMoved,
+    /// A reservation lapsed.
+    Expired,
+    /// A reservation was cancelled (operator, or Workspace ONE refused the assignment).
+    ReservationCancelled,
+    /// A second tap renewed an open reservation.
+    ReservationRenewed,
+    /// A tap was refused.
+    TapRefused,
+    /// A read yielded no usable badge.
+    BadRead,
+    /// A supervisor approved enrolling an unknown badge.
+    EnrollmentApproved,
+    /// A badge was enrolled.
+    Enrolled,
+    /// A phone never seen before was docked.
+    Docked,
+    /// A phone moved between slots.
+    Moved,
+    /// A phone that had just left came back (restart or reseated); nothing changed.
+    DockedAgain,
+    /// A phone was docked and its check-in started.
+    Checkin,
+    /// A shared phone enrolled to someone else (checked out elsewhere) was docked and checked in.
+    CheckinForeign,
+    /// Workspace ONE confirmed a check-in: the phone is available.
+    CheckinDone,
+    /// Workspace ONE shows an erased phone enrolled to the staging user again.
+    WipeConfirmed,
+    /// What a check-out ran instead of the enrolment-user change (Android).
+    CheckoutWorkflow,
+    /// A phone that is not the station's was docked and left alone.
+    ForeignDevice,
+    /// A phone was taken out of selection.
+    SetAside,
+    /// Workspace ONE refused an action for good.
+    ActionFailed,
+    /// A phone left the cabinet without a check-out.
+    UnexpectedRemoval,
+    /// A loan ended without the phone coming back here.
+    LoanClosed,
+    /// A phone was marked lost.
+    Lost,
+    /// A phone marked lost was docked again.
+    Found,
+    /// Workspace ONE disagrees with the ledger about a phone.
+    Drift,
+    /// An operator retried failed work.
+    AdminRetry,
+    /// The wall clock stepped.
+    ClockStep,
+    /// A kind this version does not know (a row written by a newer version).
+    #[serde(other)]
+    Unknown,
+}
+
+impl AuditKind {
+    /// Every kind, for documentation and metrics.
+    pub const ALL: &'static [AuditKind] = &[
+        AuditKind::Tap,
+        AuditKind::CheckoutReserved,
+        AuditKind::Checkout,
+        AuditKind::ReservationMoved,
+        AuditKind::Expired,
+        AuditKind::ReservationCancelled,
+        AuditKind::ReservationRenewed,
+        AuditKind::TapRefused,
+        AuditKind::BadRead,
+        AuditKind::EnrollmentApproved,
+        AuditKind::Enrolled,
+        AuditKind::Docked,
+        AuditKind::Moved,
+        AuditKind::DockedAgain,
+        AuditKind::Checkin,
+        AuditKind::CheckinForeign,
+        AuditKind::CheckinDone,
+        AuditKind::WipeConfirmed,
+        AuditKind::CheckoutWorkflow,
+        AuditKind::ForeignDevice,
+        AuditKind::SetAside,
+        AuditKind::ActionFailed,
+        AuditKind::UnexpectedRemoval,
+        AuditKind::LoanClosed,
+        AuditKind::Lost,
+        AuditKind::Found,
+        AuditKind::Drift,
+        AuditKind::AdminRetry,
+        AuditKind::ClockStep,
+        AuditKind::Unknown,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Tap => "tap",
+            AuditKind::CheckoutReserved => "checkout-reserved",
+            AuditKind::Checkout => "checkout",
+            AuditKind::ReservationMoved => "reservation-moved",
+            AuditKind::Expired => "expired",
+            AuditKind::ReservationCancelled => "reservation-cancelled",
+            AuditKind::ReservationRenewed => "reservation-renewed",
+            AuditKind::TapRefused => "tap-refused",
+            AuditKind::BadRead => "bad-read",
+            AuditKind::EnrollmentApproved => "enrollment-approved",
+            AuditKind::Enrolled => "enrolled",
+            AuditKind::Docked => "docked",
+            AuditKind::Moved => "moved",
+            AuditKind::DockedAgain => "docked-again",
+            AuditKind::Checkin => "checkin",
+            AuditKind::CheckinForeign => "checkin-foreign",
+            AuditKind::CheckinDone => "checkin-done",
+            AuditKind::WipeConfirmed => "wipe-confirmed",
+            AuditKind::CheckoutWorkflow => "checkout-workflow",
+            AuditKind::ForeignDevice => "foreign-device",
+            AuditKind::SetAside => "set-aside",
+            AuditKind::ActionFailed => "action-failed",
+            AuditKind::UnexpectedRemoval => "unexpected-removal",
+            AuditKind::LoanClosed => "loan-closed",
+            AuditKind::Lost => "lost",
+            AuditKind::Found => "found",
+            AuditKind::Drift => "drift",
+            AuditKind::AdminRetry => "admin-retry",
+            AuditKind::ClockStep => "clock-step",
+            AuditKind::Unknown => "unknown",
+        }
+    }
+
+    /// The kind stored under `name`; [`AuditKind::Unknown`] for a name this version does
+    /// not know.
+    pub fn from_name(name: &str) -> AuditKind {
+        AuditKind::ALL
+            .iter()
+            .copied()
+            .find(|kind| kind.as_str() == name)
+            .unwrap_or(AuditKind::Unknown)
+    }
+}
+
+impl std::fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One line of the append-only audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// When.
     pub at: Timestamp,
-    /// A short machine-readable kind: `tap`, `checkout`, `checkin`, `expired`, …
-    pub kind: String,
+    /// What happened (stored as its kebab-case name: `tap`, `checkout`, `checkin`, …).
+    pub kind: AuditKind,
     /// The reader, for taps.
     pub reader: Option<ReaderName>,
     /// The badge number, redacted (`…3F9A`).
@@ -474,6 +727,8 @@ pub enum Effect {
     Identify {
         /// The device.
         device: DeviceKey,
+        /// Echoed in [`Input::DeviceIdentified`].
+        request: u64,
     },
     /// Beep or flash the reader.
     Feedback {
@@ -566,6 +821,10 @@ pub enum SlotState {
     SetAside,
     /// Docked but Workspace ONE could not identify it.
     Unidentified,
+    /// Docked, not one of the station's phones: left alone.
+    Foreign,
+    /// Erased; waiting for Workspace ONE to show it enrolled again.
+    Erasing,
 }
 
 /// The MDM side of a device, for the screen.
@@ -678,4 +937,8 @@ pub struct Snapshot {
     pub events: Vec<EventView>,
     /// Open reservations.
     pub open_reservations: u32,
+    /// Every instruction still open, newest first: a take-slot line per open
+    /// reservation, then recent refusals and warnings.
+    #[serde(default)]
+    pub instructions: Vec<Instruction>,
 }

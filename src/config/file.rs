@@ -61,6 +61,12 @@ pub struct UemFile {
     /// documents the enrolment-user change for iOS/macOS only).
     #[serde(default)]
     pub android_enrollment_user_change: bool,
+    /// When one user name has several active accounts (a Basic and a Directory one), use
+    /// the one with this `SecurityType` (1 directory, 2 basic) instead of refusing.
+    pub preferred_security_type: Option<i64>,
+    /// Organization group ids whose shared devices this station may check in; empty: any.
+    #[serde(default)]
+    pub organization_groups: Vec<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +106,9 @@ pub struct DockFile {
     pub rescan_ms: Option<u64>,
     /// Undock and dock again within this window is a loose cable, not a check-in.
     pub flap_ms: Option<u64>,
+    /// A phone that left and comes back within this many seconds restarted or was
+    /// reseated: it keeps its place and no reservation follows it.
+    pub reboot_window_seconds: Option<u32>,
     #[serde(default)]
     pub slots: Vec<Spanned<SlotFile>>,
 }

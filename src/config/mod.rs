@@ -99,6 +99,10 @@ pub struct UemConfig {
     pub verify_after_assign: bool,
     /// Outbox actions in flight at once.
     pub concurrency: u32,
+    /// The `SecurityType` preferred when one user name has several active accounts.
+    pub preferred_security_type: Option<i64>,
+    /// Organization groups whose shared devices are the station's; empty means any.
+    pub organization_groups: Vec<i64>,
 }
 
 /// Which backend reads a reader.
@@ -587,6 +591,8 @@ impl Checker<'_> {
             ca_file: uem.ca_file.clone(),
             verify_after_assign: uem.verify_after_assign,
             concurrency: concurrency.max(1),
+            preferred_security_type: uem.preferred_security_type,
+            organization_groups: uem.organization_groups.clone(),
         })
     }
 
@@ -939,6 +945,18 @@ impl Checker<'_> {
             failure_threshold: checkout.failure_threshold.unwrap_or(3).max(1),
             checkout_steps,
             checkin_steps,
+            reboot_window_ms: i64::from(
+                raw.dock
+                    .as_ref()
+                    .and_then(|d| d.reboot_window_seconds)
+                    .unwrap_or(120)
+                    .clamp(10, 900),
+            ) * 1000,
+            organization_groups: raw
+                .uem
+                .as_ref()
+                .map(|uem| uem.organization_groups.clone())
+                .unwrap_or_default(),
         }
     }
 }

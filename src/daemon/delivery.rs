@@ -1,66 +1,45 @@
-//! The outbox worker: due outbox rows go to Workspace ONE, outcomes come back to the
-//! engine as [`Input::ActionSettled`].
-//!
-//! Rows of one device run in order (the store hands out only each device's oldest
-//! pending row); rows of different devices run concurrently up to `uem.concurrency`.
-//! Transient failures are retried with capped exponential backoff, honouring
-//! `Retry-After` for every row at once; refusals fail the row. A non-idempotent command
-//! (a wipe) is marked sent durably before it leaves, and after a crash it is never sent
-//! again: Workspace ONE is asked whether the wipe is pending instead.
+//! The outbox worker: the I/O shell around [`crate::outbox::Scheduler`]. The scheduler
+//! decides which committed row goes to Workspace ONE next and what each answer means
+//! (per-device order including rows in flight, backoff, `Retry-After`, wipes at most
+//! once); this task only feeds it the engine's committed rows, performs the calls it asks
+//! for, keeps the worker's bookkeeping in the store, and hands the outcomes back to the
+//! engine as [`Input::ActionSettled`] and [`Input::MdmHealth`].
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::checkout::{ActionId, ActionOutcome, Input, MdmAction};
+use crate::checkout::{ActionId, ActionRecord, FailCause, Input};
 use crate::daemon::engine_loop::EngineMsg;
-use crate::daemon::now;
-use crate::domain::Timestamp;
-use crate::mdm::{ErrorClass, Mdm, UemClient};
-use crate::store::{OutboxRow, Store};
+use crate::daemon::{mono_now, now};
+use crate::mdm::{ErrorClass, Mdm, MdmError, UemClient};
+use crate::outbox::{Answer, Dispatch, Failure, FailureKind, Scheduler, StoredRow};
+use crate::store::Store;
 
-/// The delay before attempt `attempts + 1`, after `attempts` failures: 2 s doubling to a
-/// 5-minute cap, or what the server asked for (`Retry-After`, at most an hour).
-pub fn backoff(attempts: u32, retry_after: Option<Duration>) -> Duration {
-    if let Some(asked) = retry_after {
-        return asked
-            .min(Duration::from_secs(3600))
-            .max(Duration::from_millis(100));
-    }
-    let exponent = attempts.saturating_sub(1).min(10);
-    Duration::from_secs(2u64.saturating_mul(1 << exponent)).min(Duration::from_secs(300))
-}
-
-/// How long to wait before retrying after credentials were refused: long enough not to
-/// lock the API account, short enough to pick up a fixed secret.
-const UNAUTHORIZED_RETRY: Duration = Duration::from_secs(300);
-
-/// What one attempt came to.
-enum Attempt {
-    Done,
-    Failed(String),
-    Retry {
-        message: String,
-        delay: Duration,
-        pause_all: bool,
-        unreachable: bool,
-    },
+/// What the engine loop tells the worker.
+#[derive(Debug)]
+pub enum OutboxMsg {
+    /// The action rows of a durable commit.
+    Rows(Vec<ActionRecord>),
+    /// Another call (a device lookup) got an answer from Workspace ONE: rows waiting on a
+    /// backoff need not wait any longer.
+    Reachable,
 }
 
 /// The worker.
 pub struct OutboxTask {
-    /// Where the rows are.
+    /// Where the rows' bookkeeping is kept.
     pub store: Store,
     /// Workspace ONE.
     pub mdm: Arc<UemClient>,
     /// The engine's inbox.
     pub engine: mpsc::Sender<EngineMsg>,
-    /// Woken when the engine commits new work.
-    pub wake: Arc<Notify>,
+    /// The action rows of each durable commit, and news of Workspace ONE, from the
+    /// engine loop.
+    pub committed: mpsc::UnboundedReceiver<OutboxMsg>,
     /// Rows in flight at once.
     pub concurrency: usize,
     /// Stops the worker.
@@ -69,163 +48,162 @@ pub struct OutboxTask {
 
 impl OutboxTask {
     /// Runs until cancelled.
-    pub async fn run(self) {
-        let mut in_flight: JoinSet<(ActionId, Attempt, u32)> = JoinSet::new();
-        let mut busy: HashSet<ActionId> = HashSet::new();
-        // Rows reported to the engine but maybe not yet committed as done: never resend
-        // them from this process (after a restart the store is the truth).
-        let mut reported: HashSet<ActionId> = HashSet::new();
-        let mut paused_until: Option<Timestamp> = None;
-        let mut last_error: Option<String> = None;
-        loop {
-            let now_ts = now();
-            let paused = paused_until.is_some_and(|until| until > now_ts);
-            if !paused && in_flight.len() < self.concurrency {
-                match self.store.due_actions(now_ts, self.concurrency * 2).await {
-                    Ok(rows) => {
-                        for row in rows {
-                            let id = row.record.id;
-                            if busy.contains(&id)
-                                || reported.contains(&id)
-                                || in_flight.len() >= self.concurrency
-                            {
-                                continue;
-                            }
-                            busy.insert(id);
-                            let mdm = Arc::clone(&self.mdm);
-                            let store = self.store.clone();
-                            in_flight.spawn(async move {
-                                let attempts = row.attempts + 1;
-                                (id, attempt(&mdm, &store, row).await, attempts)
-                            });
-                        }
-                    }
-                    Err(err) => tracing::error!(cause = %err, "cannot read the outbox"),
-                }
+    pub async fn run(mut self) {
+        let mut scheduler = Scheduler::new(self.concurrency);
+        match self.store.pending_outbox().await {
+            Ok(rows) => scheduler.restore(
+                rows.into_iter()
+                    .map(|row| StoredRow {
+                        record: row.record,
+                        attempts: row.attempts,
+                        sent_at: row.sent_at,
+                    })
+                    .collect(),
+                mono_now(),
+            ),
+            Err(err) => {
+                tracing::error!(cause = %err, "cannot read the outbox; new work is still sent")
             }
-            let wait = self.next_wait(paused_until).await;
+        }
+        let mut in_flight: JoinSet<(ActionId, Answer)> = JoinSet::new();
+        loop {
+            for dispatch in scheduler.poll(mono_now()) {
+                let id = dispatch.id();
+                if let Dispatch::Send {
+                    mark_sent: true, ..
+                } = &dispatch
+                {
+                    let at = now();
+                    if let Err(err) = self.store.mark_sent(id, at).await {
+                        let failure = Failure {
+                            kind: FailureKind::Transient {
+                                retry_after_ms: Some(5_000),
+                            },
+                            message: format!(
+                                "cannot record the wipe as sent, so it was not sent: {err}"
+                            ),
+                            cause: FailCause::Other,
+                        };
+                        self.settle(&mut scheduler, id, Answer::Failed(failure))
+                            .await;
+                        continue;
+                    }
+                    scheduler.marked_sent(id, at);
+                }
+                let mdm = Arc::clone(&self.mdm);
+                in_flight.spawn(async move { (id, perform(&mdm, dispatch).await) });
+            }
+            let wait = scheduler
+                .next_wake()
+                .map(|at| Duration::from_millis(at.millis_since(mono_now()) as u64))
+                .unwrap_or(Duration::from_secs(30))
+                .clamp(Duration::from_millis(5), Duration::from_secs(30));
             tokio::select! {
                 () = self.cancel.cancelled() => break,
-                () = self.wake.notified() => {}
+                message = self.committed.recv() => match message {
+                    Some(OutboxMsg::Rows(rows)) => scheduler.apply(&rows, mono_now()),
+                    Some(OutboxMsg::Reachable) => scheduler.answered(mono_now()),
+                    None => break,
+                },
                 () = tokio::time::sleep(wait) => {}
                 Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    let Ok((id, outcome, attempts)) = joined else { continue };
-                    busy.remove(&id);
-                    let (settled, reachable) = match outcome {
-                        Attempt::Done => {
-                            reported.insert(id);
-                            (ActionOutcome::Done, true)
-                        }
-                        Attempt::Failed(message) => {
-                            reported.insert(id);
-                            last_error = Some(message.clone());
-                            (ActionOutcome::Failed { message }, true)
-                        }
-                        Attempt::Retry { message, delay, pause_all, unreachable } => {
-                            last_error = Some(message.clone());
-                            let next = now().plus_millis(delay.as_millis() as i64);
-                            if pause_all {
-                                paused_until = Some(paused_until.map_or(next, |p| p.max(next)));
-                            }
-                            if let Err(err) = self.store.record_attempt(id, attempts, next, Some(message.clone())).await {
-                                tracing::error!(cause = %err, action = id.0, "cannot record an outbox attempt");
-                            }
-                            (ActionOutcome::Retrying { attempts, message }, !unreachable)
-                        }
-                    };
-                    let _ = self.engine.send(EngineMsg::Input(Input::ActionSettled { action: id, outcome: settled })).await;
-                    let waiting = self.store.pending_count().await.unwrap_or(0);
-                    let _ = self
-                        .engine
-                        .send(EngineMsg::Input(Input::MdmHealth { reachable, waiting, last_error: last_error.clone() }))
-                        .await;
-                    if reported.len() > 10_000 {
-                        reported.clear();
-                    }
+                    let Ok((id, answer)) = joined else { continue };
+                    self.settle(&mut scheduler, id, answer).await;
                 }
             }
         }
         in_flight.abort_all();
     }
 
-    async fn next_wait(&self, paused_until: Option<Timestamp>) -> Duration {
-        let now_ts = now();
-        let until_due = match self.store.next_due_at().await {
-            Ok(Some(at)) => Duration::from_millis(at.millis_since(now_ts) as u64),
-            _ => Duration::from_secs(30),
+    /// Hands an answer to the scheduler, records the attempt and tells the engine.
+    async fn settle(&self, scheduler: &mut Scheduler, id: ActionId, answer: Answer) {
+        let Some(settlement) = scheduler.complete(id, mono_now(), answer) else {
+            return;
         };
-        let until_unpaused = paused_until
-            .map(|until| Duration::from_millis(until.millis_since(now_ts) as u64))
-            .unwrap_or_default();
-        until_due
-            .max(until_unpaused)
-            .clamp(Duration::from_millis(20), Duration::from_secs(30))
+        if let Some(retry_at) = settlement.retry_at {
+            let wall = now().plus_millis(retry_at.millis_since(mono_now()));
+            let message = match &settlement.outcome {
+                crate::checkout::ActionOutcome::Retrying { message, .. } => Some(message.clone()),
+                _ => None,
+            };
+            if let Err(err) = self
+                .store
+                .record_attempt(id, settlement.attempts, wall, message)
+                .await
+            {
+                tracing::error!(cause = %err, action = id.0, "cannot record an outbox attempt");
+            }
+        }
+        let _ = self
+            .engine
+            .send(EngineMsg::Input(Input::ActionSettled {
+                action: id,
+                outcome: settlement.outcome,
+            }))
+            .await;
+        let _ = self
+            .engine
+            .send(EngineMsg::Input(Input::MdmHealth {
+                reachable: scheduler.reachable().unwrap_or(true),
+                waiting: scheduler.waiting(),
+                last_error: scheduler.last_error().map(str::to_string),
+            }))
+            .await;
     }
 }
 
-async fn attempt(mdm: &UemClient, store: &Store, row: OutboxRow) -> Attempt {
-    let record = &row.record;
-    if let MdmAction::Command { command } = &record.action {
-        if !command.is_idempotent() {
-            if row.sent_at.is_some() {
-                // Sent before a crash or a lost answer: never send a wipe twice.
-                return match mdm.wipe_pending(&record.device).await {
-                    Ok(true) => Attempt::Done,
-                    Ok(false) => Attempt::Failed(format!(
-                        "{} may have been sent before a restart and Workspace ONE shows no wipe pending; check the device in the console, it was not sent again",
-                        command.api_name()
-                    )),
-                    Err(err) => classify(err, row.attempts + 1),
-                };
-            }
-            if let Err(err) = store.mark_sent(record.id, now()).await {
-                return Attempt::Retry {
-                    message: format!("cannot record the wipe as sent, not sending it: {err}"),
-                    delay: Duration::from_secs(5),
-                    pause_all: false,
-                    unreachable: false,
-                };
+/// Performs one dispatch against Workspace ONE.
+async fn perform(mdm: &UemClient, dispatch: Dispatch) -> Answer {
+    match dispatch {
+        Dispatch::Verify { device, .. } => match mdm.wipe_pending(&device).await {
+            Ok(true) => Answer::Pending,
+            Ok(false) => Answer::NotPending,
+            Err(err) => Answer::Failed(failure(err)),
+        },
+        Dispatch::Send {
+            id, device, action, ..
+        } => {
+            let started = std::time::Instant::now();
+            let result = mdm.perform(&device, &action).await;
+            crate::metrics::mdm_latency(
+                started.elapsed().as_secs_f64(),
+                match &result {
+                    Ok(()) => "ok",
+                    Err(err) => match err.class() {
+                        ErrorClass::Transient { .. } => "transient",
+                        ErrorClass::Rejected => "rejected",
+                        ErrorClass::Unauthorized => "unauthorized",
+                    },
+                },
+            );
+            tracing::debug!(action = id.0, device = %device, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "outbox action attempted");
+            match result {
+                Ok(()) => Answer::Done,
+                Err(err) => Answer::Failed(failure(err)),
             }
         }
     }
-    let started = std::time::Instant::now();
-    let result = mdm.perform(&record.device, &record.action).await;
-    crate::metrics::mdm_latency(
-        started.elapsed().as_secs_f64(),
-        match &result {
-            Ok(()) => "ok",
-            Err(err) => match err.class() {
-                ErrorClass::Transient { .. } => "transient",
-                ErrorClass::Rejected => "rejected",
-                ErrorClass::Unauthorized => "unauthorized",
-            },
-        },
-    );
-    tracing::debug!(action = record.id.0, device = %record.device, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "outbox action attempted");
-    match result {
-        Ok(()) => Attempt::Done,
-        Err(err) => classify(err, row.attempts + 1),
-    }
 }
 
-/// What a failed call means for the row, after `attempts` attempts (this one included):
-/// the retry delay is decided here, for every call the worker makes.
-fn classify(err: crate::mdm::MdmError, attempts: u32) -> Attempt {
-    let message = err.to_string();
-    match err.class() {
-        ErrorClass::Transient { retry_after } => Attempt::Retry {
-            message,
-            delay: backoff(attempts, retry_after),
-            pause_all: retry_after.is_some(),
-            unreachable: true,
+/// What a failed call means for the scheduler.
+pub fn failure(err: MdmError) -> Failure {
+    let cause = match &err {
+        MdmError::NoSuchUser { .. } => FailCause::UnknownUser,
+        MdmError::AmbiguousUser { .. } => FailCause::AmbiguousUser,
+        MdmError::DeviceNotFound { .. } => FailCause::UnknownDevice,
+        _ => FailCause::Other,
+    };
+    let kind = match err.class() {
+        ErrorClass::Transient { retry_after } => FailureKind::Transient {
+            retry_after_ms: retry_after.map(|wait| wait.as_millis() as i64),
         },
-        ErrorClass::Rejected => Attempt::Failed(message),
-        ErrorClass::Unauthorized => Attempt::Retry {
-            message,
-            delay: UNAUTHORIZED_RETRY,
-            pause_all: true,
-            unreachable: true,
-        },
+        ErrorClass::Rejected => FailureKind::Rejected,
+        ErrorClass::Unauthorized => FailureKind::Unauthorized,
+    };
+    Failure {
+        kind,
+        message: err.to_string(),
+        cause,
     }
 }
 
@@ -234,48 +212,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_transient_failure_backs_off() {
-        // Also the wipe re-check after a restart: a timeout there must not retry at once.
-        let timeout = crate::mdm::MdmError::Timeout {
+    fn failures_are_classed_for_the_scheduler() {
+        let timeout = MdmError::Timeout {
             operation: "wipe check".into(),
         };
-        match classify(timeout, 3) {
-            Attempt::Retry {
-                delay, pause_all, ..
-            } => {
-                assert_eq!(delay, Duration::from_secs(8));
-                assert!(!pause_all);
+        assert_eq!(
+            failure(timeout).kind,
+            FailureKind::Transient {
+                retry_after_ms: None
             }
-            _ => panic!("a timeout is transient"),
-        }
-        let limited = crate::mdm::MdmError::RateLimited {
+        );
+        let limited = MdmError::RateLimited {
             operation: "assign".into(),
             retry_after: Some(Duration::from_secs(7)),
         };
-        match classify(limited, 1) {
-            Attempt::Retry {
-                delay, pause_all, ..
-            } => {
-                assert_eq!(delay, Duration::from_secs(7));
-                assert!(pause_all, "Retry-After pauses every row");
+        assert_eq!(
+            failure(limited).kind,
+            FailureKind::Transient {
+                retry_after_ms: Some(7_000)
             }
-            _ => panic!("a 429 is transient"),
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_to_a_cap_and_honours_retry_after() {
-        assert_eq!(backoff(1, None), Duration::from_secs(2));
-        assert_eq!(backoff(2, None), Duration::from_secs(4));
-        assert_eq!(backoff(5, None), Duration::from_secs(32));
-        assert_eq!(backoff(30, None), Duration::from_secs(300));
-        assert_eq!(
-            backoff(3, Some(Duration::from_secs(7))),
-            Duration::from_secs(7)
         );
-        assert_eq!(
-            backoff(3, Some(Duration::from_secs(86_400))),
-            Duration::from_secs(3600)
-        );
+        let nobody = MdmError::NoSuchUser {
+            username: crate::domain::Username::new("bob"),
+        };
+        let nobody = failure(nobody);
+        assert_eq!(nobody.kind, FailureKind::Rejected);
+        assert_eq!(nobody.cause, FailCause::UnknownUser);
+        assert!(!nobody.message.contains("Username("), "{}", nobody.message);
     }
 }

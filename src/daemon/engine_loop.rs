@@ -7,12 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::checkout::{Effect, Engine, Input, Snapshot, TapDecision};
+use crate::checkout::{AuditKind, Effect, Engine, Input, Snapshot, TapDecision};
+use crate::daemon::delivery::OutboxMsg;
 use crate::daemon::systemd::Notifier;
-use crate::daemon::{now, FeedbackSink};
+use crate::daemon::{clock, mono_now, FeedbackSink};
 use crate::domain::DeviceKey;
 use crate::mdm::{Mdm, UemClient};
 use crate::store::Store;
@@ -74,8 +75,8 @@ pub struct EngineTask {
     pub mdm: Arc<UemClient>,
     /// Where snapshots are published.
     pub snapshots: watch::Sender<Snapshot>,
-    /// Wakes the outbox worker after new work is committed.
-    pub outbox_wake: Arc<Notify>,
+    /// The outbox worker: the action rows of each durable commit.
+    pub outbox: mpsc::UnboundedSender<OutboxMsg>,
     /// Beeps and LEDs.
     pub feedback: FeedbackSink,
     /// systemd.
@@ -97,7 +98,7 @@ impl EngineTask {
                 .engine
                 .next_deadline()
                 .map(|deadline| {
-                    Duration::from_millis(deadline.millis_since(now()).max(0) as u64 + 1)
+                    Duration::from_millis(deadline.millis_since(mono_now()).max(0) as u64 + 1)
                 })
                 .unwrap_or(Duration::from_secs(3600));
             let ping_wait = watchdog
@@ -128,7 +129,7 @@ impl EngineTask {
                 }
                 _ => {}
             }
-            let effects = self.engine.handle(now(), input);
+            let effects = self.engine.handle(clock(), input);
             self.perform(effects, reply).await?;
             self.publish();
             if let Some(interval) = watchdog {
@@ -156,18 +157,26 @@ impl EngineTask {
             match effect {
                 Effect::Commit(commit) => {
                     for entry in &commit.audit {
-                        match entry.kind.as_str() {
-                            "checkout" => crate::metrics::checkout(),
-                            "checkin" | "checkin-foreign" => crate::metrics::checkin(),
-                            "action-failed" => crate::metrics::error("mdm-action-failed"),
-                            "unexpected-removal" => crate::metrics::error("unexpected-removal"),
+                        match entry.kind {
+                            AuditKind::Checkout => crate::metrics::checkout(),
+                            AuditKind::Checkin => crate::metrics::checkin(),
+                            AuditKind::ActionFailed => crate::metrics::error("mdm-action-failed"),
+                            AuditKind::UnexpectedRemoval => {
+                                crate::metrics::error("unexpected-removal")
+                            }
                             _ => {}
                         }
                     }
                     let mut attempt = 0;
                     loop {
                         match self.store.commit(commit.clone()).await {
-                            Ok(()) => break,
+                            Ok(()) => {
+                                if !commit.actions.is_empty() {
+                                    let _ =
+                                        self.outbox.send(OutboxMsg::Rows(commit.actions.clone()));
+                                }
+                                break;
+                            }
                             Err(err) if attempt < 3 => {
                                 crate::metrics::error("store");
                                 attempt += 1;
@@ -182,9 +191,10 @@ impl EngineTask {
                         }
                     }
                 }
-                Effect::Identify { device } => self.identify(device),
+                Effect::Identify { device, request } => self.identify(device, request),
                 Effect::Feedback { reader, ok } => (self.feedback)(&reader, ok),
-                Effect::WakeOutbox => self.outbox_wake.notify_one(),
+                // The rows went to the worker with their commit.
+                Effect::WakeOutbox => {}
                 Effect::Decision(decision) => {
                     crate::metrics::tap(if decision.accepted() {
                         "accepted"
@@ -200,19 +210,28 @@ impl EngineTask {
         Ok(())
     }
 
-    fn identify(&self, device: DeviceKey) {
+    fn identify(&self, device: DeviceKey, request: u64) {
         let mdm = Arc::clone(&self.mdm);
         let inbox = self.inbox_tx.clone();
+        let outbox = self.outbox.clone();
         tokio::spawn(async move {
-            let result = mdm
-                .lookup_device(&device)
-                .await
-                .map_err(|err| err.to_string());
-            if let Err(message) = &result {
-                tracing::warn!(device = %device, cause = %message, "Workspace ONE could not identify a docked device");
+            let result = mdm.lookup_device(&device).await;
+            match &result {
+                Ok(_) => {
+                    let _ = outbox.send(OutboxMsg::Reachable);
+                }
+                Err(err) if !err.is_transient() => {
+                    let _ = outbox.send(OutboxMsg::Reachable);
+                }
+                Err(_) => {}
             }
+            let result = result.map_err(|err| err.to_string());
             let _ = inbox
-                .send(EngineMsg::Input(Input::DeviceIdentified { device, result }))
+                .send(EngineMsg::Input(Input::DeviceIdentified {
+                    device,
+                    request,
+                    result,
+                }))
                 .await;
         });
     }

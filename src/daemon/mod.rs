@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::checkout::{Engine, Input, Snapshot};
+use crate::checkout::{Engine, Input, Mono, Now, Snapshot};
 use crate::config::{Config, ReaderKind};
 use crate::daemon::engine_loop::{EngineMsg, EngineTask, INBOX_CAPACITY};
 use crate::daemon::systemd::Notifier;
@@ -34,6 +34,22 @@ use crate::domain::{ReaderName, Timestamp};
 use crate::mdm::UemClient;
 use crate::readers::ReaderEvent;
 use crate::store::Store;
+
+/// Both clocks, read together: what the engine is handed with each input.
+pub fn clock() -> Now {
+    Now {
+        wall: now(),
+        mono: mono_now(),
+    }
+}
+
+/// The monotonic clock in the engine's unit: milliseconds since this process first read
+/// it. Durations (expiry, backoff, windows) are measured on it, never on the wall clock.
+pub fn mono_now() -> Mono {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    Mono(i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX))
+}
 
 /// The wall clock, in the engine's unit. Only the daemon reads the clock.
 pub fn now() -> Timestamp {
@@ -147,7 +163,7 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         .load()
         .await
         .context("cannot read the station's state from the store")?;
-    let (engine, initial_effects) = Engine::restore(config.engine.clone(), persisted, now());
+    let (engine, initial_effects) = Engine::restore(config.engine.clone(), persisted, clock());
     let mdm = Arc::new(
         UemClient::new(uem).context("cannot set up the Workspace ONE client (uem section)")?,
     );
@@ -171,7 +187,7 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
     let tracker = TaskTracker::new();
     let (engine_tx, engine_rx) = mpsc::channel(INBOX_CAPACITY);
     let (snapshot_tx, snapshot_rx) = watch::channel(engine.snapshot());
-    let outbox_wake = Arc::new(Notify::new());
+    let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
     let (reader_tx, reader_rx) = mpsc::channel::<ReaderEvent>(64);
     let (dock_tx, dock_rx) = mpsc::channel::<DockEvent>(64);
     let mut blocking: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
@@ -262,7 +278,7 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         store: store.clone(),
         mdm: Arc::clone(&mdm),
         engine: engine_tx.clone(),
-        wake: Arc::clone(&outbox_wake),
+        committed: outbox_rx,
         concurrency: uem.concurrency as usize,
         cancel: cancel.clone(),
     };
@@ -291,7 +307,7 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         store: store.clone(),
         mdm,
         snapshots: snapshot_tx,
-        outbox_wake,
+        outbox: outbox_tx,
         feedback,
         notifier: options.notifier,
         cancel: cancel.clone(),

@@ -313,6 +313,8 @@ fn send_notice(
         UiCommand::Admin(AdminCommand::CancelReservation { slot }) => {
             format!("slot {slot}: cancellation sent")
         }
+        UiCommand::Admin(AdminCommand::CloseLoan { .. }) => "loan closing sent".to_string(),
+        UiCommand::Admin(AdminCommand::MarkLost { .. }) => "marked lost".to_string(),
         UiCommand::Quit => "quitting".to_string(),
     };
     match sent {

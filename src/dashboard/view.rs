@@ -921,6 +921,18 @@ impl<'a> Screen<'a> {
                 style: YELLOW,
                 ..base
             },
+            SlotState::Foreign => SlotLine {
+                symbol: glyphs.cross,
+                state: "NOT A CABINET PHONE (left alone)".to_string(),
+                style: RED,
+                ..base
+            },
+            SlotState::Erasing => SlotLine {
+                symbol: glyphs.checking_in,
+                state: "erased, waiting to enrol again".to_string(),
+                style: CYAN,
+                ..base
+            },
         }
     }
 
@@ -1038,6 +1050,10 @@ impl<'a> Screen<'a> {
                     (slot, "retry its failed work and put it back in use?")
                 }
                 AdminCommand::CancelReservation { slot } => (slot, "cancel the reservation?"),
+                // Not offered by the dashboard's keys; sent with `badgedock admin`.
+                AdminCommand::CloseLoan { .. } | AdminCommand::MarkLost { .. } => {
+                    return;
+                }
             };
             let text = format!(
                 " Slot {}: {question} y = yes, n = no",

@@ -221,8 +221,14 @@ impl UemClient {
             let n_users = result.users.len();
             seen += i64::try_from(n_users).unwrap_or(i64::MAX);
             for user in result.users {
-                // Substring search on the server: keep only the exact, active account(s).
-                if user.user_name.as_deref() == Some(username.as_str()) && user.is_active() {
+                // Substring search on the server: keep only the exact (case-insensitive, as
+                // Workspace ONE compares user names), active account(s).
+                if user
+                    .user_name
+                    .as_deref()
+                    .is_some_and(|name| username.same_as(name))
+                    && user.is_active()
+                {
                     let id = user
                         .id
                         .map(|id| id.value)
@@ -230,7 +236,7 @@ impl UemClient {
                             operation: operation.clone(),
                             detail: format!("the account {username:?} has no Id"),
                         })?;
-                    exact_active.push(id);
+                    exact_active.push((id, user.security_type));
                 }
             }
             if n_users == 0 || result.total.is_none_or(|total| seen >= total) {
@@ -238,6 +244,19 @@ impl UemClient {
             }
         }
         exact_active.dedup();
+        if exact_active.len() > 1 {
+            if let Some(preferred) = self.inner.preferred_security_type {
+                let of_type: Vec<_> = exact_active
+                    .iter()
+                    .filter(|(_, security_type)| *security_type == Some(preferred))
+                    .copied()
+                    .collect();
+                if of_type.len() == 1 {
+                    exact_active = of_type;
+                }
+            }
+        }
+        let exact_active: Vec<i64> = exact_active.into_iter().map(|(id, _)| id).collect();
         match exact_active.as_slice() {
             [] => Err(MdmError::NoSuchUser {
                 username: username.clone(),

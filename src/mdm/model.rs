@@ -61,6 +61,8 @@ pub struct DeviceV1 {
     pub location_group_id: Option<Reference>,
     /// `LocationGroupName`.
     pub location_group_name: Option<String>,
+    /// `Ownership`: `C` corporate-dedicated, `E` employee-owned, `S` shared, `Undefined`.
+    pub ownership: Option<String>,
 }
 
 impl DeviceV1 {
@@ -101,6 +103,21 @@ impl DeviceV1 {
             name,
             enrollment_user: self.enrollment_user(),
             wipe_pending: self.wipe_pending(),
+            ownership: self
+                .ownership
+                .as_deref()
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_string),
+            group_id: self
+                .location_group_id
+                .as_ref()
+                .and_then(|group| group.id)
+                .map(|id| id.value),
+            enrolled: self
+                .enrollment_status
+                .as_deref()
+                .is_some_and(|status| status.trim().eq_ignore_ascii_case("enrolled")),
         })
     }
 }

@@ -133,7 +133,7 @@ impl Db {
                 append_audit
                     .execute(params![
                         entry.at.0,
-                        entry.kind,
+                        entry.kind.as_str(),
                         entry.reader.as_ref().map(ReaderName::as_str),
                         entry.badge.as_deref().map(ensure_redacted),
                         entry.username.as_ref().map(Username::as_str),
@@ -208,25 +208,42 @@ impl Db {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let operation = "list the due outbox actions";
-        let err = sql_error(&self.path, operation);
-        let mut statement = self
-            .connection
-            .prepare_cached(
-                "WITH heads AS (
-                     SELECT min(id) AS id FROM outbox WHERE state = 'pending'
-                     GROUP BY device_platform, device_id
-                 )
-                 SELECT o.record, o.attempts, o.next_attempt_at, o.sent_at, o.last_error
-                 FROM outbox o JOIN heads ON o.id = heads.id
-                 WHERE o.next_attempt_at <= ?1
-                 ORDER BY o.id
-                 LIMIT ?2",
-            )
-            .map_err(&err)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.outbox_rows(
+            "list the due outbox actions",
+            "WITH heads AS (
+                 SELECT min(id) AS id FROM outbox WHERE state = 'pending'
+                 GROUP BY device_platform, device_id
+             )
+             SELECT o.record, o.attempts, o.next_attempt_at, o.sent_at, o.last_error
+             FROM outbox o JOIN heads ON o.id = heads.id
+             WHERE o.next_attempt_at <= ?1
+             ORDER BY o.id
+             LIMIT ?2",
+            params![now.0, limit],
+        )
+    }
+
+    /// Every pending outbox row with the worker's bookkeeping, by id.
+    pub(super) fn pending_outbox(&mut self) -> Result<Vec<OutboxRow>, StoreError> {
+        self.outbox_rows(
+            "list the pending outbox actions",
+            "SELECT record, attempts, next_attempt_at, sent_at, last_error
+             FROM outbox WHERE state = 'pending' ORDER BY id",
+            params![],
+        )
+    }
+
+    fn outbox_rows(
+        &mut self,
+        operation: &'static str,
+        sql: &str,
+        parameters: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let err = sql_error(&self.path, operation);
+        let mut statement = self.connection.prepare_cached(sql).map_err(&err)?;
         let rows = statement
-            .query_map(params![now.0, limit], |row| {
+            .query_map(parameters, |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, u32>(1)?,
@@ -530,7 +547,7 @@ impl AuditRow {
         };
         Ok(AuditEntry {
             at: Timestamp(self.at),
-            kind: self.kind,
+            kind: crate::checkout::AuditKind::from_name(&self.kind),
             reader: self.reader.map(ReaderName::new),
             badge: self.badge,
             username: self.username.map(Username::new),
@@ -700,6 +717,8 @@ fn checkout_state_name(state: CheckoutState) -> &'static str {
         CheckoutState::Returned => "returned",
         CheckoutState::Expired => "expired",
         CheckoutState::Cancelled => "cancelled",
+        CheckoutState::Closed => "closed",
+        CheckoutState::Lost => "lost",
     }
 }
 

@@ -157,6 +157,12 @@ impl Store {
         self.call(move |db| db.due_actions(now, limit)).await
     }
 
+    /// Every pending outbox row with the worker's bookkeeping, by id: what the outbox
+    /// scheduler starts from.
+    pub async fn pending_outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        self.call(|db| db.pending_outbox()).await
+    }
+
     /// The earliest `next_attempt_at` among each device's first pending row; `None`
     /// when nothing is pending. The worker sleeps until then (or until a commit).
     pub async fn next_due_at(&self) -> Result<Option<Timestamp>, StoreError> {

@@ -98,6 +98,22 @@ const MIGRATIONS: &[&str] = &[
         added_at     INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: loans may end without the phone coming back here ('closed': returned at another
+    // cabinet or closed by an operator; 'lost'). SQLite cannot change a CHECK in place:
+    // the table is rebuilt with its rows.
+    r#"
+    CREATE TABLE checkouts_v2 (
+        id     INTEGER PRIMARY KEY,
+        state  TEXT NOT NULL
+               CHECK (state IN ('reserved', 'out', 'returned', 'expired', 'cancelled',
+                                'closed', 'lost')),
+        record TEXT NOT NULL             -- CheckoutRecord as JSON
+    );
+    INSERT INTO checkouts_v2 (id, state, record) SELECT id, state, record FROM checkouts;
+    DROP TABLE checkouts;
+    ALTER TABLE checkouts_v2 RENAME TO checkouts;
+    CREATE INDEX checkouts_open ON checkouts (id) WHERE state IN ('reserved', 'out');
+    "#,
 ];
 
 /// The schema version this build writes: the number of migrations.

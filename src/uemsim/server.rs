@@ -213,6 +213,8 @@ impl SimHandle {
             ca_file: None,
             verify_after_assign: false,
             concurrency: 4,
+            preferred_security_type: None,
+            organization_groups: Vec::new(),
         }
     }
 

@@ -1020,6 +1020,8 @@ async fn stale_cached_ids_are_looked_up_again_once() {
         ca_file: None,
         verify_after_assign: false,
         concurrency: 1,
+        preferred_security_type: None,
+        organization_groups: Vec::new(),
     };
     let client = client(&config);
     client

@@ -51,10 +51,14 @@ pub fn device(key: &DeviceKey, slot: &str, status: DeviceStatus) -> DeviceRecord
             name: format!("Phone {}", key.id),
             enrollment_user: Some(Username::new("staging-4west")),
             wipe_pending: false,
+            ownership: Some("S".into()),
+            group_id: Some(571),
+            enrolled: true,
         }),
         docked_since: Some(Timestamp(1_700_000_000_000)),
         failures: 0,
         set_aside: false,
+        ours: true,
     }
 }
 
@@ -97,7 +101,7 @@ pub fn action(id: u64, key: &DeviceKey, state: ActionState, created_at: i64) -> 
 pub fn audit(at: i64, kind: &str, detail: &str) -> AuditEntry {
     AuditEntry {
         at: Timestamp(at),
-        kind: kind.to_string(),
+        kind: badgedock::checkout::AuditKind::from_name(kind),
         reader: Some(ReaderName::new("front")),
         badge: Some("…3F9A".to_string()),
         username: Some(Username::new("nurse1")),

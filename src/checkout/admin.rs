@@ -1,0 +1,210 @@
+//! Operator commands.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn on_admin(&mut self, turn: &mut Turn, command: AdminCommand) {
+        match command {
+            AdminCommand::Retry { slot } => self.admin_retry(turn, slot),
+            AdminCommand::CancelReservation { slot } => {
+                let reserved = self
+                    .checkouts
+                    .values()
+                    .find(|c| c.slot == slot && c.state == CheckoutState::Reserved)
+                    .map(|c| c.id);
+                match reserved {
+                    Some(id) => {
+                        self.end_reservation(
+                            turn,
+                            id,
+                            CheckoutState::Cancelled,
+                            "cancelled by an operator",
+                        );
+                        self.event(format!("Admin: reservation on slot {slot} cancelled"));
+                    }
+                    None => self.event(format!("Admin: no open reservation on slot {slot}")),
+                }
+            }
+            AdminCommand::CloseLoan { user, device } => {
+                self.admin_end_loans(turn, user, device, CheckoutState::Closed)
+            }
+            AdminCommand::MarkLost { user, device } => {
+                self.admin_end_loans(turn, user, device, CheckoutState::Lost)
+            }
+        }
+    }
+
+    /// Retries a device's failed work that still matches the ledger; work for a loan
+    /// that has ended, or that would undo a newer assignment, is cancelled instead.
+    fn admin_retry(&mut self, turn: &mut Turn, slot: SlotLabel) {
+        let Some(device) = self.device_in_slot(&slot) else {
+            self.event(format!("Admin: slot {slot} is empty"));
+            return;
+        };
+        self.update_device(turn, &device, |d| {
+            d.set_aside = false;
+            d.failures = 0;
+        });
+        let failed: Vec<ActionRecord> = self
+            .actions
+            .values()
+            .filter(|a| a.device == device && a.state == ActionState::Failed)
+            .cloned()
+            .collect();
+        let status = self.devices.get(&device).map(|d| d.status.clone());
+        let mut retried = 0;
+        let mut dropped = 0;
+        for old in failed {
+            let still_wanted = match old.purpose {
+                ActionPurpose::CheckOut => old
+                    .checkout
+                    .is_some_and(|id| self.checkouts.get(&id).is_some_and(|c| c.device == device)),
+                ActionPurpose::CheckIn => {
+                    matches!(status, Some(DeviceStatus::CheckingIn { .. }))
+                }
+                // Putting the staging user back is right only while nobody holds or has
+                // reserved the phone.
+                ActionPurpose::Undo => matches!(
+                    status,
+                    Some(DeviceStatus::Available | DeviceStatus::CheckingIn { .. })
+                ),
+            };
+            if still_wanted {
+                self.set_action_state(
+                    turn,
+                    old.id,
+                    ActionState::Cancelled,
+                    Some("retried by an operator".into()),
+                );
+                self.queue_action(turn, &device, old.checkout, old.purpose, old.action);
+                retried += 1;
+            } else {
+                self.set_action_state(
+                    turn,
+                    old.id,
+                    ActionState::Cancelled,
+                    Some("not retried: it no longer matches the station's ledger".into()),
+                );
+                dropped += 1;
+            }
+        }
+        if status == Some(DeviceStatus::Identifying) {
+            self.ask(turn, &device);
+        }
+        self.audit(
+            turn,
+            AuditKind::AdminRetry,
+            None,
+            None,
+            None,
+            Some(&device),
+            Some(&slot),
+            &format!(
+                "operator retried failed work ({retried} retried, {dropped} no longer wanted) and returned the device to service"
+            ),
+        );
+        self.event(format!("Admin: slot {slot} retried"));
+        self.maybe_finish_checkin(turn, &device);
+    }
+
+    /// Ends loans without the phone coming back: closed (returned elsewhere, written
+    /// off) or lost. Nothing is sent to Workspace ONE; the phone is identified (or checked
+    /// in as found) when it is docked.
+    fn admin_end_loans(
+        &mut self,
+        turn: &mut Turn,
+        user: Option<Username>,
+        device: Option<String>,
+        state: CheckoutState,
+    ) {
+        let matching: Vec<CheckoutRecord> = self
+            .checkouts
+            .values()
+            .filter(|c| c.state == CheckoutState::Out)
+            .filter(|c| user.as_ref().is_none_or(|u| c.username == *u))
+            .filter(|c| {
+                device.as_deref().is_none_or(|id| {
+                    c.device.id.eq_ignore_ascii_case(id.trim())
+                        || crate::domain::normalize_udid(id) == c.device.id
+                })
+            })
+            .cloned()
+            .collect();
+        if matching.is_empty() || (user.is_none() && device.is_none()) {
+            self.event(format!(
+                "Admin: no loan for {}",
+                describe_target(user.as_ref(), device.as_deref())
+            ));
+            return;
+        }
+        let now = self.now;
+        for loan in matching {
+            self.update_checkout(turn, loan.id, |c| {
+                c.state = state;
+                c.closed_at = Some(now);
+            });
+            self.checkouts.remove(&loan.id);
+            let stale: Vec<ActionId> = self
+                .actions
+                .values()
+                .filter(|a| a.checkout == Some(loan.id) && a.purpose == ActionPurpose::CheckOut)
+                .map(|a| a.id)
+                .collect();
+            for action in stale {
+                self.set_action_state(
+                    turn,
+                    action,
+                    ActionState::Cancelled,
+                    Some("superseded: the loan was ended by an operator".into()),
+                );
+            }
+            let lost = state == CheckoutState::Lost;
+            self.update_device(turn, &loan.device, |d| {
+                d.slot = None;
+                d.status = if lost {
+                    DeviceStatus::Lost
+                } else {
+                    DeviceStatus::Away
+                };
+            });
+            let name = self.device_name(&loan.device);
+            let (kind, detail) = if lost {
+                (
+                    AuditKind::Lost,
+                    format!(
+                        "{name}, on loan to {}, marked lost by an operator",
+                        loan.display_name
+                    ),
+                )
+            } else {
+                (
+                    AuditKind::LoanClosed,
+                    format!(
+                        "{}'s loan of {name} closed by an operator",
+                        loan.display_name
+                    ),
+                )
+            };
+            self.audit(
+                turn,
+                kind,
+                None,
+                None,
+                Some(&loan.username),
+                Some(&loan.device),
+                Some(&loan.slot),
+                &detail,
+            );
+            self.event(format!("Admin: {detail}"));
+        }
+    }
+}
+
+fn describe_target(user: Option<&Username>, device: Option<&str>) -> String {
+    match (user, device) {
+        (Some(user), Some(device)) => format!("{user} with phone {device}"),
+        (Some(user), None) => user.to_string(),
+        (None, Some(device)) => format!("phone {device}"),
+        (None, None) => "nobody (name a user or a phone)".into(),
+    }
+}
