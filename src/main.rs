@@ -17,6 +17,7 @@ use badgedock::daemon::{self, logging};
 /// sysexits codes.
 mod exit {
     pub const REFUSED: u8 = 1;
+    pub const USAGE: u8 = 64;
     pub const UNAVAILABLE: u8 = 69;
     pub const SOFTWARE: u8 = 70;
     pub const NOPERM: u8 = 77;
@@ -111,6 +112,9 @@ enum Command {
         /// Faults to inject (repeatable), e.g. 500:3, 429, 429-retry-after:2, timeout:1.
         #[arg(long)]
         fault: Vec<String>,
+        /// A wiped phone enrols again to its staging account after this long (0: never).
+        #[arg(long, default_value_t = 3000)]
+        reenrol_after_ms: u64,
     },
     /// The station's local badge table.
     Badges {
@@ -121,6 +125,48 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Operator commands for loans and the store (root or the admin group).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCli,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCli {
+    /// Close a loan whose phone will not come back here (returned at another cabinet,
+    /// written off). Nothing is sent to Workspace ONE; the phone is identified when docked.
+    CloseLoan {
+        /// The config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Whose loan.
+        #[arg(long)]
+        user: Option<String>,
+        /// Which phone (UDID or serial number, as `status` shows it).
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Mark a phone on loan as lost; it is checked in as found when docked again.
+    MarkLost {
+        /// The config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Whose loan.
+        #[arg(long)]
+        user: Option<String>,
+        /// Which phone (UDID or serial number).
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Take the store as it is after the daemon refused it (a lost WAL, a restored copy,
+    /// a reset): phones out since then are forgotten until they are docked. Run with the
+    /// daemon stopped.
+    AcceptStore {
+        /// The config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
 }
 
@@ -296,11 +342,13 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             seed,
             latency_ms,
             fault,
-        } => uem_sim(&listen, seed, latency_ms, &fault).await,
+            reenrol_after_ms,
+        } => uem_sim(&listen, seed, latency_ms, &fault, reenrol_after_ms).await,
         Command::Badges { command } => badges(command).await,
         Command::Audit {
             command: AuditCommand::Export { config, csv: _ },
         } => audit_export(&config).await,
+        Command::Admin { command } => admin(command).await,
     }
 }
 
@@ -416,6 +464,110 @@ async fn tap(config: &Path, reader: Option<String>, badge: String) -> Result<(),
     }
 }
 
+async fn admin(command: AdminCli) -> Result<(), Failure> {
+    let (config, lost, user, device) = match command {
+        AdminCli::AcceptStore { config } => return accept_store(&config).await,
+        AdminCli::CloseLoan {
+            config,
+            user,
+            device,
+        } => (config, false, user, device),
+        AdminCli::MarkLost {
+            config,
+            user,
+            device,
+        } => (config, true, user, device),
+    };
+    if user.is_none() && device.is_none() {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!("name the loan: --user USERNAME and/or --device UDID-OR-SERIAL"),
+        ));
+    }
+    let matches = |loan: &badgedock::checkout::LoanView| {
+        user.as_deref().is_none_or(|u| loan.username.same_as(u))
+            && device
+                .as_deref()
+                .is_none_or(|d| loan.device.id.eq_ignore_ascii_case(d.trim()))
+    };
+    let before = status_snapshot(&config).await?;
+    let loans: Vec<String> = before
+        .loans
+        .iter()
+        .filter(|loan| matches(loan))
+        .map(|loan| {
+            format!(
+                "{} ({}) with {}",
+                loan.device_name.as_deref().unwrap_or(&loan.device.id),
+                loan.device.id,
+                loan.holder
+            )
+        })
+        .collect();
+    if loans.is_empty() {
+        return Err(Failure::new(
+            exit::REFUSED,
+            anyhow::anyhow!("no open loan matches: `badgedock status` lists the loans"),
+        ));
+    }
+    let user = user.map(badgedock::domain::Username::new);
+    let admin = if lost {
+        badgedock::checkout::AdminCommand::MarkLost { user, device }
+    } else {
+        badgedock::checkout::AdminCommand::CloseLoan { user, device }
+    };
+    match control_request(&config, Request::Admin { admin }, Duration::from_secs(5)).await? {
+        Response::Error { message } if message.starts_with("permission denied") => {
+            return Err(Failure::new(exit::NOPERM, anyhow::anyhow!(message)))
+        }
+        Response::Error { message } => {
+            return Err(Failure::new(exit::REFUSED, anyhow::anyhow!(message)))
+        }
+        _ => {}
+    }
+    for loan in loans {
+        out(&if lost {
+            format!("marked lost: {loan}")
+        } else {
+            format!("loan closed: {loan}")
+        });
+    }
+    Ok(())
+}
+
+async fn status_snapshot(config: &Path) -> Result<badgedock::checkout::Snapshot, Failure> {
+    match control_request(config, Request::Status, Duration::from_secs(5)).await? {
+        Response::Snapshot { snapshot } => Ok(*snapshot),
+        _ => Err(Failure::new(
+            exit::SOFTWARE,
+            anyhow::anyhow!("unexpected answer from the daemon"),
+        )),
+    }
+}
+
+async fn accept_store(config: &Path) -> Result<(), Failure> {
+    let config = load_config(config)?;
+    let store_file = daemon::store_path(&config);
+    let _lock =
+        daemon::lock_store(&store_file).map_err(|err| Failure::new(exit::UNAVAILABLE, err))?;
+    let store = badgedock::store::Store::open(&store_file)
+        .map_err(|err| Failure::new(exit::SOFTWARE, err))?;
+    store
+        .adopt_mark(daemon::mark_path(&config), true)
+        .await
+        .map_err(|err| Failure::new(exit::SOFTWARE, err))?;
+    let identity = store
+        .identity()
+        .await
+        .map_err(|err| Failure::new(exit::SOFTWARE, err))?;
+    out(&format!(
+        "the store {} is accepted as the station's store ({} transitions); start the daemon",
+        store_file.display(),
+        identity.commits
+    ));
+    Ok(())
+}
+
 async fn status(config: &Path, json: bool) -> Result<(), Failure> {
     let Response::Snapshot { snapshot } =
         control_request(config, Request::Status, Duration::from_secs(5)).await?
@@ -513,6 +665,7 @@ async fn uem_sim(
     seed: Option<PathBuf>,
     latency_ms: u64,
     faults: &[String],
+    reenrol_after_ms: u64,
 ) -> Result<(), Failure> {
     let mut parsed = Vec::new();
     for fault in faults {
@@ -527,6 +680,7 @@ async fn uem_sim(
         seed,
         latency_ms,
         faults: parsed,
+        reenrol_after: (reenrol_after_ms > 0).then(|| Duration::from_millis(reenrol_after_ms)),
         ..Default::default()
     };
     let listener = tokio::net::TcpListener::bind(listen)

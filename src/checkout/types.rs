@@ -156,6 +156,30 @@ pub enum AdminCommand {
     },
 }
 
+impl AdminCommand {
+    /// The command in words, for answers and logs.
+    pub fn describe(&self) -> String {
+        let target = |user: &Option<Username>, device: &Option<String>| match (user, device) {
+            (Some(user), Some(device)) => format!("{user}'s phone {device}"),
+            (Some(user), None) => format!("{user}'s loans"),
+            (None, Some(device)) => format!("phone {device}"),
+            (None, None) => "nothing".to_string(),
+        };
+        match self {
+            AdminCommand::Retry { slot } => format!("retry of slot {slot}"),
+            AdminCommand::CancelReservation { slot } => {
+                format!("cancellation of the reservation on slot {slot}")
+            }
+            AdminCommand::CloseLoan { user, device } => {
+                format!("closing of {}", target(user, device))
+            }
+            AdminCommand::MarkLost { user, device } => {
+                format!("marking lost of {}", target(user, device))
+            }
+        }
+    }
+}
+
 /// What Workspace ONE says about a device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MdmDeviceInfo {

@@ -156,7 +156,7 @@ impl ControlServer {
                     self.ask(input).await
                 }
                 Ok(Request::Admin { admin }) => {
-                    let description = format!("{admin:?}");
+                    let description = admin.describe();
                     match self.engine.send(EngineMsg::Input(Input::Admin(admin))).await {
                         Ok(()) => Response::Done { message: format!("sent {description}") },
                         Err(_) => Response::Error { message: "the engine is stopping".into() },

@@ -154,11 +154,16 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
             config.station.state_dir.display()
         )
     })?;
-    // One daemon per state directory: a second one would send the same outbox twice.
-    let lock = lock_state_dir(&config.station.state_dir)?;
+    // One daemon per store: a second one would send the same outbox twice. The lock is
+    // on the database file itself, so no other file can be removed to get around it.
     let store_file = store_path(&config);
+    let lock = lock_store(&store_file)?;
     let store = Store::open(&store_file)
         .with_context(|| format!("cannot open the station's store {}", store_file.display()))?;
+    store
+        .adopt_mark(mark_path(&config), false)
+        .await
+        .context("refusing to start from this store")?;
     let persisted = store
         .load()
         .await
@@ -333,20 +338,29 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
     })
 }
 
-fn lock_state_dir(state_dir: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
-    let path = state_dir.join("badgedock.lock");
+/// Takes the one-daemon lock: `flock` on the database file itself (SQLite's own locks
+/// are `fcntl` locks, which `flock` does not touch). Creates the file when it is missing.
+pub fn lock_store(store_file: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        .mode(0o600)
+        .open(store_file)
+        .with_context(|| format!("cannot open the station's store {}", store_file.display()))?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
         anyhow::anyhow!(
-            "another badgedock daemon is already using {} ({errno}): stop it first (systemctl stop badgedock)",
-            state_dir.display()
+            "another badgedock daemon is already using the store {} ({errno}): stop it first (systemctl stop badgedock)",
+            store_file.display()
         )
     })
+}
+
+/// The continuity mark kept beside the store (see `store::StoreIdentity`).
+pub fn mark_path(config: &Config) -> PathBuf {
+    config.station.state_dir.join("badgedock.mark")
 }
 
 async fn forward_dock_events(

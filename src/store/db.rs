@@ -26,16 +26,131 @@ use crate::store::{LocalBadge, OutboxRow, StoreError};
 pub(super) struct Db {
     connection: Connection,
     path: PathBuf,
+    /// Where the continuity mark is kept, when this process is the station's daemon.
+    mark: Option<PathBuf>,
+    /// This store's identity and commit count, as in its `meta` table.
+    identity: Option<StoreIdentity>,
+}
+
+/// A store's identity: a random id chosen when the file was created, and how many
+/// transitions it has committed. The daemon keeps a copy beside the file (the mark): a
+/// store whose count is behind its mark lost its WAL or was restored from an old copy;
+/// one with another id was replaced or reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreIdentity {
+    /// Chosen at creation.
+    pub id: i64,
+    /// Transitions committed so far.
+    pub commits: i64,
+}
+
+impl StoreIdentity {
+    fn encode(self) -> String {
+        format!("badgedock-store {} {}\n", self.id, self.commits)
+    }
+
+    /// Reads a mark file's text.
+    pub fn decode(text: &str) -> Option<StoreIdentity> {
+        let mut words = text.split_whitespace();
+        if words.next()? != "badgedock-store" {
+            return None;
+        }
+        Some(StoreIdentity {
+            id: words.next()?.parse().ok()?,
+            commits: words.next()?.parse().ok()?,
+        })
+    }
 }
 
 impl Db {
     pub(super) fn new(connection: Connection, path: PathBuf) -> Db {
-        Db { connection, path }
+        Db {
+            connection,
+            path,
+            mark: None,
+            identity: None,
+        }
+    }
+
+    /// This store's identity (created on first use).
+    pub(super) fn identity(&mut self) -> Result<StoreIdentity, StoreError> {
+        if let Some(identity) = self.identity {
+            return Ok(identity);
+        }
+        let err = sql_error(&self.path, "read the store's identity");
+        let fresh_id = {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0);
+            (nanos ^ (i64::from(std::process::id()) << 40)).abs().max(1)
+        };
+        self.connection
+            .execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)",
+                params![fresh_id],
+            )
+            .map_err(&err)?;
+        let read = |key: &str| -> rusqlite::Result<i64> {
+            self.connection
+                .query_row(
+                    "SELECT value FROM meta WHERE key = ?1",
+                    params![key],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map(Option::unwrap_or_default)
+        };
+        let identity = StoreIdentity {
+            id: read("store_id").map_err(&err)?,
+            commits: read("commits").map_err(&err)?,
+        };
+        self.identity = Some(identity);
+        Ok(identity)
+    }
+
+    /// Checks this store against the mark the station's daemon left beside it, then keeps
+    /// the mark up to date after every commit. See [`StoreIdentity`].
+    pub(super) fn adopt_mark(&mut self, mark: PathBuf, accept: bool) -> Result<(), StoreError> {
+        let identity = self.identity()?;
+        let previous = match std::fs::read_to_string(&mark) {
+            Ok(text) => StoreIdentity::decode(&text),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(StoreError::Mark {
+                    path: mark.clone(),
+                    source,
+                })
+            }
+        };
+        if let Some(previous) = previous.filter(|_| !accept) {
+            if previous.id != identity.id {
+                return Err(StoreError::Replaced {
+                    path: self.path.clone(),
+                    commits: previous.commits,
+                });
+            }
+            if identity.commits < previous.commits {
+                return Err(StoreError::Rewound {
+                    path: self.path.clone(),
+                    found: identity.commits,
+                    expected: previous.commits,
+                });
+            }
+        }
+        write_mark(&mark, identity).map_err(|source| StoreError::Mark {
+            path: mark.clone(),
+            source,
+        })?;
+        self.mark = Some(mark);
+        Ok(())
     }
 
     /// Closes the connection, reporting what SQLite says (checkpointing the WAL).
     pub(super) fn close(self) -> Result<(), StoreError> {
-        let Db { connection, path } = self;
+        let Db {
+            connection, path, ..
+        } = self;
         connection
             .close()
             .map_err(|(_connection, source)| sql_error(&path, "close the database")(source))
@@ -43,7 +158,9 @@ impl Db {
 
     /// Applies one engine transition in a single transaction.
     pub(super) fn commit(&mut self, commit: &Commit) -> Result<(), StoreError> {
-        let Db { connection, path } = self;
+        let Db {
+            connection, path, ..
+        } = self;
         let path = path.as_path();
         let operation = "write a transition";
         let err = sql_error(path, operation);
@@ -160,13 +277,33 @@ impl Db {
             write_counter
                 .execute(params!["next_action", commit.counters.next_action])
                 .map_err(&err)?;
+            transaction
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ('commits', 1)
+                     ON CONFLICT (key) DO UPDATE SET value = value + 1",
+                    [],
+                )
+                .map_err(&err)?;
         }
-        transaction.commit().map_err(&err)
+        transaction.commit().map_err(&err)?;
+        if let Some(identity) = self.identity.as_mut() {
+            identity.commits += 1;
+            if let Some(mark) = &self.mark {
+                // After the commit is durable; a mark that lags by one commit after a
+                // power cut is harmless, one ahead of the store is impossible.
+                if let Err(cause) = write_mark(mark, *identity) {
+                    tracing::warn!(path = %mark.display(), %cause, "cannot update the store's continuity mark");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// What the engine needs to start again.
     pub(super) fn load(&mut self) -> Result<Persisted, StoreError> {
-        let Db { connection, path } = self;
+        let Db {
+            connection, path, ..
+        } = self;
         let path = path.as_path();
         let err = sql_error(path, "load the station state");
         // One read transaction: the four reads see the same commit.
@@ -406,7 +543,9 @@ impl Db {
 
     /// Inserts or replaces local badges in one transaction; returns how many were written.
     pub(super) fn upsert_badges(&mut self, badges: &[LocalBadge]) -> Result<usize, StoreError> {
-        let Db { connection, path } = self;
+        let Db {
+            connection, path, ..
+        } = self;
         let path = path.as_path();
         let err = sql_error(path, "write local badges");
         let transaction = connection
@@ -598,6 +737,23 @@ impl BadgeRow {
             added_at: Timestamp(self.added_at),
         })
     }
+}
+
+/// Replaces the mark file atomically (a temporary file renamed over it), readable by
+/// the service alone.
+fn write_mark(mark: &Path, identity: StoreIdentity) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let temporary = mark.with_extension("mark.tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(identity.encode().as_bytes())?;
+    drop(file);
+    std::fs::rename(&temporary, mark)
 }
 
 fn read_counters(connection: &Connection) -> rusqlite::Result<Counters> {

@@ -12,6 +12,43 @@ use crate::checkout::ActionId;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// The store is behind the station's last commit: its WAL was lost, or it was
+    /// restored from an old copy. Loans and audit since then are missing.
+    #[error(
+        "the store {path} is behind this station's last commit (it has {found} transitions, the station had written {expected}): \
+         its WAL file (badgedock.sqlite3-wal) was lost or it was restored from an old copy, so loans and audit lines are missing. \
+         Put the WAL file back, or restore a backup taken with `badgedock backup`; to start from this store anyway (phones out \
+         since then are forgotten until they are docked), run `badgedock admin accept-store`"
+    )]
+    Rewound {
+        /// The database file.
+        path: PathBuf,
+        /// Transitions in the file.
+        found: i64,
+        /// Transitions the station had written.
+        expected: i64,
+    },
+    /// The store is not the one this station last used (reset, emptied or replaced).
+    #[error(
+        "the store {path} is not the one this station last used (that one had {commits} transitions): \
+         it was reset, emptied or replaced, and the station would forget every phone out on loan. \
+         Restore the right file or a backup; to start from this store anyway, run `badgedock admin accept-store`"
+    )]
+    Replaced {
+        /// The database file.
+        path: PathBuf,
+        /// Transitions the station had written to its store.
+        commits: i64,
+    },
+    /// The continuity mark beside the store cannot be read or written.
+    #[error("cannot read or write the store's continuity mark {path}: {source}; make the state directory writable by the badgedock user")]
+    Mark {
+        /// The mark file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The directory meant to hold the database could not be created.
     #[error(
         "cannot create the directory {path} for the badgedock store: {source}; \

@@ -22,6 +22,7 @@ mod db;
 mod error;
 pub mod schema;
 
+pub use db::StoreIdentity;
 pub use error::StoreError;
 
 use std::io::Write;
@@ -124,6 +125,20 @@ impl Store {
             })?;
         tracing::debug!(path = %path.display(), "store opened");
         Ok(Store { sender, path })
+    }
+
+    /// Opens the station's own store as its daemon: checks it against the continuity
+    /// mark beside it (refusing a store that lost its WAL, was restored from an old copy,
+    /// emptied or replaced: [`StoreError::Rewound`], [`StoreError::Replaced`]) and keeps
+    /// the mark current after every commit. `accept` takes the store as it is and
+    /// rewrites the mark (an operator's decision).
+    pub async fn adopt_mark(&self, mark: PathBuf, accept: bool) -> Result<(), StoreError> {
+        self.call(move |db| db.adopt_mark(mark, accept)).await
+    }
+
+    /// This store's identity and commit count.
+    pub async fn identity(&self) -> Result<StoreIdentity, StoreError> {
+        self.call(|db| db.identity()).await
     }
 
     /// The database file.

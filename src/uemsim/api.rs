@@ -486,8 +486,14 @@ fn command(state: &mut State, device_id: i64, request: &ApiRequest<'_>) -> Reply
     if let Some(device) = state.devices.get_mut(&device_id) {
         device.commands.push((*name).to_string());
         match *name {
-            "EnterpriseWipe" => device.enrollment_status = "EnterpriseWipePending".into(),
-            "DeviceWipe" => device.enrollment_status = "DeviceWipePending".into(),
+            "EnterpriseWipe" => {
+                device.enrollment_status = "EnterpriseWipePending".into();
+                device.wiped_at = Some(tokio::time::Instant::now());
+            }
+            "DeviceWipe" => {
+                device.enrollment_status = "DeviceWipePending".into();
+                device.wiped_at = Some(tokio::time::Instant::now());
+            }
             _ => {}
         }
     }
@@ -552,7 +558,7 @@ fn device_json(state: &State, device: &SimDevice, in_search: bool) -> Value {
         "UserName": device.username,
         "DataProtectionStatus": if apple { 1 } else { 0 },
         "UserEmailAddress": user_email,
-        "Ownership": "C",
+        "Ownership": device.ownership,
         "PlatformId": { "Id": { "Value": device.platform.api_id() }, "Name": device.platform.api_name() },
         "Platform": device.platform.api_name(),
         "ModelId": { "Id": { "Value": mix(device.model.len() as u64) % 200 + 1 }, "Name": device.model },

@@ -68,6 +68,9 @@ pub struct SimOptions {
     /// How long a `timeout` fault holds a call before answering 504 (the client has
     /// normally given up long before).
     pub hang: Duration,
+    /// A wiped device enrols again to its staging account after this long
+    /// (`--reenrol-after-ms`; `None`: never).
+    pub reenrol_after: Option<Duration>,
 }
 
 impl Default for SimOptions {
@@ -79,6 +82,7 @@ impl Default for SimOptions {
             token_lifetime: Duration::from_secs(3600),
             rate_limit: 250_000,
             hang: Duration::from_secs(300),
+            reenrol_after: Some(Duration::from_secs(3)),
         }
     }
 }

@@ -203,6 +203,10 @@ pub struct SeedDevice {
     /// Organization group; the first group when absent.
     #[serde(default)]
     pub group_id: Option<i64>,
+    /// `Ownership` (`C`, `E`, `S`); shared (`S`) for a staged device, employee-owned
+    /// (`E`) otherwise, when absent.
+    #[serde(default)]
+    pub ownership: Option<String>,
 }
 
 fn yes() -> bool {

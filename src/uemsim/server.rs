@@ -245,13 +245,14 @@ fn build(options: &SimOptions) -> anyhow::Result<Sim> {
         Some(path) => Seed::load(path)?,
         None => Seed::builtin()?,
     };
-    let sim = Sim::new(
+    let mut sim = Sim::new(
         seed,
         Duration::from_millis(options.latency_ms),
         options.token_lifetime,
         options.rate_limit,
         options.hang,
     );
+    sim.reenrol_after = options.reenrol_after;
     sim.add_faults(options.faults.iter().cloned());
     Ok(sim)
 }

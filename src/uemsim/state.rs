@@ -47,6 +47,12 @@ pub struct SimDevice {
     pub enrollment_status: String,
     /// Organization group (`LocationGroupId`).
     pub group_id: i64,
+    /// `Ownership`: `C` corporate, `E` employee-owned, `S` shared.
+    #[serde(default)]
+    pub ownership: String,
+    /// When a wipe was received, until the device enrols again.
+    #[serde(skip)]
+    pub wiped_at: Option<Instant>,
     /// Commands received, in order (`SyncDevice`, `EnterpriseWipe`, …).
     pub commands: Vec<String>,
 }
@@ -172,6 +178,9 @@ pub(crate) struct Sim {
     pub(crate) hang: Duration,
     pub(crate) started: Instant,
     pub(crate) started_unix: i64,
+    /// How long after a wipe the device enrols again to its staging user (the device is
+    /// set up again by the next nurse, or by zero-touch enrolment); never when `None`.
+    pub(crate) reenrol_after: Option<Duration>,
 }
 
 pub(crate) struct State {
@@ -220,6 +229,35 @@ pub(crate) fn unix_now() -> i64 {
 
 /// One day, the quota window seen on SaaS.
 const RATE_WINDOW_S: i64 = 86_400;
+
+impl State {
+    /// Wiped devices whose time has come enrol again, to the staging account that
+    /// staged them, as Workspace ONE shows after a multi-user staging device is set up.
+    fn reenrol_wiped(&mut self, after: Duration) {
+        let due: Vec<i64> = self
+            .devices
+            .values()
+            .filter(|d| d.wiped_at.is_some_and(|at| at.elapsed() >= after))
+            .map(|d| d.id)
+            .collect();
+        for id in due {
+            let staging = self
+                .devices
+                .get(&id)
+                .and_then(|d| d.staged_by)
+                .and_then(|staging| self.users.get(&staging))
+                .map(|u| (u.id, u.username.clone()));
+            if let Some(device) = self.devices.get_mut(&id) {
+                device.wiped_at = None;
+                device.enrollment_status = "Enrolled".into();
+                if let Some((user_id, username)) = staging {
+                    device.user_id = user_id;
+                    device.username = username;
+                }
+            }
+        }
+    }
+}
 
 impl Sim {
     pub(crate) fn new(
@@ -292,7 +330,11 @@ impl Sim {
                         staged_by: d.staged_by,
                         enrollment_status: d.enrollment_status.clone(),
                         group_id: d.group_id.unwrap_or(first_group),
+                        ownership: d.ownership.clone().unwrap_or_else(|| {
+                            if d.staged_by.is_some() { "S" } else { "E" }.to_string()
+                        }),
                         commands: Vec::new(),
+                        wiped_at: None,
                     },
                 )
             })
@@ -332,13 +374,19 @@ impl Sim {
             hang,
             started: Instant::now(),
             started_unix,
+            reenrol_after: Some(Duration::from_secs(3)),
         }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
+        let mut state = self
+            .state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(after) = self.reenrol_after {
+            state.reenrol_wiped(after);
+        }
+        state
     }
 
     pub(crate) fn elapsed_ms(&self) -> u64 {
