@@ -247,7 +247,12 @@ async fn only_an_exact_active_username_is_used() {
     assert!(bob.to_string().starts_with("ambiguous"), "{bob}");
     assert_eq!(bob.class(), ErrorClass::Rejected);
 
-    for name in ["ali", "Alice", "nobody", "erin"] {
+    // Workspace ONE compares user names without regard to case: "Alice" is alice.
+    assert_eq!(
+        client.lookup_user(&user("Alice")).await.unwrap(),
+        client.lookup_user(&user("alice")).await.unwrap()
+    );
+    for name in ["ali", "nobody", "erin"] {
         let err = client.lookup_user(&user(name)).await.unwrap_err();
         assert!(
             matches!(err, MdmError::NoSuchUser { .. }),
@@ -872,8 +877,10 @@ async fn html_and_empty_error_bodies_are_read_without_failing() {
         .lookup_device(&apple(UDID_101))
         .await
         .unwrap_err();
+    // An HTML page is a proxy's or load balancer's answer, not Workspace ONE's: retried
+    // (transient), never a refusal, and the message says what to check if it persists.
     match &err {
-        MdmError::Rejected {
+        MdmError::ServerError {
             status: 404,
             message,
             error_code: None,
@@ -882,8 +889,9 @@ async fn html_and_empty_error_bodies_are_read_without_failing() {
             assert!(message.contains("The resource cannot be found."), "{err}");
             assert!(message.contains("uem.base-url"), "{err}");
         }
-        other => panic!("an HTML 404 is a wrong route, not a missing device: {other:?}"),
+        other => panic!("an HTML 404 is transient, not a missing device: {other:?}"),
     }
+    assert!(err.is_transient());
     // An empty 401 body (revoked token) twice in a row.
     let client = client(&oauth_config(&sim));
     sim.add_fault(fault("401:2@/API"));

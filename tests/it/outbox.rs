@@ -117,6 +117,13 @@ async fn a_long_outage_keeps_taps_instant_and_converges_afterwards() {
             .await
     );
     station.dock(device).unwrap();
+    // The return is seen by the station (it must not wait on Workspace ONE either).
+    assert!(
+        station
+            .wait_for(Duration::from_secs(10), |s| s.loans.is_empty())
+            .await,
+        "the return was not seen during the outage"
+    );
     let TapDecision::TakeSlot {
         slot: second_slot, ..
     } = station.tap("0A1B2C3D").await.unwrap()
