@@ -132,12 +132,9 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         .uem
         .as_ref()
         .context("the config has no [uem] section: badgedock run needs Workspace ONE (see the README's configuration section)")?;
-    std::fs::create_dir_all(&config.station.state_dir).with_context(|| {
-        format!(
-            "cannot create station.state-dir {}",
-            config.station.state_dir.display()
-        )
-    })?;
+    // 0750 from creation (the store's files inside are 0600), whatever the umask.
+    crate::store::key::create_private_dir(&config.station.state_dir)
+        .context("station.state-dir")?;
     // One daemon per state directory: a second one would send the same outbox twice.
     let lock = lock_state_dir(&config.station.state_dir)?;
     let store_file = store_path(&config);
@@ -152,7 +149,7 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         UemClient::new(uem).context("cannot set up the Workspace ONE client (uem section)")?,
     );
     let directory = Arc::new(
-        Directory::open(&config.directory)
+        Directory::open_limited(&config.directory, config.directory_max_file_bytes)
             .context("cannot open the badge directory (directory section)")?,
     );
 
@@ -318,13 +315,12 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
 }
 
 fn lock_state_dir(state_dir: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
-    let path = state_dir.join("badgedock.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    let (file, _path) = crate::store::key::open_lock_file(state_dir).with_context(|| {
+        format!(
+            "cannot open the lock file {}",
+            state_dir.join("badgedock.lock").display()
+        )
+    })?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
         anyhow::anyhow!(
             "another badgedock daemon is already using {} ({errno}): stop it first (systemctl stop badgedock)",
