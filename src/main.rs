@@ -367,7 +367,7 @@ fn load_config(path: &Path) -> Result<config::Config, Failure> {
     let env = LoadEnv {
         credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
     };
-    Ok(config::load(path, &env)?)
+    Ok(config::load_for_station(path, &env)?)
 }
 
 /// The client view of the config: the socket and the state folder, no secrets.
@@ -510,7 +510,12 @@ async fn dashboard(config: &Path, ascii: bool) -> Result<(), Failure> {
 
 async fn readers(watch: bool, config: Option<&Path>) -> Result<(), Failure> {
     let configured = match config {
-        Some(path) => load_config(path)?.readers,
+        Some(path) => {
+            let env = LoadEnv {
+                credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+            };
+            config::load(path, &env)?.readers
+        }
         None => Vec::new(),
     };
     let names = tokio::task::spawn_blocking(badgedock::readers::pcsc::list_readers)

@@ -296,18 +296,26 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Reads and validates a config file for `badgedock run` and `badgedock check-config`
-/// (one path, so check-config accepts exactly what run accepts): every rule of
-/// [`parse`], plus what the station's machine must provide: the `[uem]` section, the
-/// badge file (readable, within `directory.max-file-bytes`, with a usable header), CA
-/// files that hold PEM certificates and an admin group that exists.
+/// Reads and validates a config file: every rule of [`parse`] (secret files are read),
+/// but not the rest of the machine; see [`load_for_station`].
 pub fn load(path: &Path, env: &LoadEnv) -> Result<Config, ConfigError> {
+    let text = read_text(path)?;
+    check(path, &text, env, false)
+}
+
+/// [`load`] for `badgedock run` and `badgedock check-config` (one path, so check-config
+/// accepts exactly what run accepts), plus what the station's machine must provide:
+/// the `[uem]` section, the badge file (readable, within `directory.max-file-bytes`,
+/// with a usable header), CA files that hold PEM certificates and an admin group that
+/// exists.
+pub fn load_for_station(path: &Path, env: &LoadEnv) -> Result<Config, ConfigError> {
     let text = read_text(path)?;
     check(path, &text, env, true)
 }
 
 /// Parses and validates config text (`path` is used for messages and relative paths).
-/// Secret files are read; other files and the machine are not checked (see [`load`]).
+/// Secret files are read; other files and the machine are not checked (see
+/// [`load_for_station`]).
 pub fn parse(path: &Path, text: &str, env: &LoadEnv) -> Result<Config, ConfigError> {
     check(path, text, env, false)
 }
@@ -418,7 +426,7 @@ pub fn normalise_badge(badge: &str) -> Option<String> {
 struct Checker<'a> {
     text: &'a str,
     env: &'a LoadEnv,
-    /// Also check the machine: files, groups, the `[uem]` section ([`load`]).
+    /// Also check the machine: files, groups, the `[uem]` section ([`load_for_station`]).
     environment: bool,
     problems: Vec<Problem>,
     notes: Vec<Problem>,

@@ -414,7 +414,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     let env = crate::config::LoadEnv {
         credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
     };
-    let config = crate::config::load(config_path, &env)?;
+    let config = crate::config::load_for_station(config_path, &env)?;
     let notifier = Notifier::from_env();
     tracing::info!(station = %config.station.name, config = %config_path.display(), "starting");
     let mut daemon = start(
