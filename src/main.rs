@@ -86,7 +86,20 @@ enum Command {
     },
     /// Check a config file and report every problem at once (exit 78 on error).
     CheckConfig {
+        /// The config file (or give it with --config).
+        #[arg(conflicts_with = "config")]
+        file: Option<PathBuf>,
         /// The config file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Copy the station's store to FILE with SQLite's online backup, safe while the
+    /// daemon runs (badge numbers are in it only as keyed hashes).
+    Backup {
+        /// The config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Where to write the copy (must not exist yet).
         file: PathBuf,
     },
     /// List PC/SC readers; with --watch, print every rendering of each tapped badge.
@@ -251,9 +264,35 @@ impl From<ConfigError> for Failure {
     }
 }
 
-#[allow(clippy::print_stdout)]
+/// Set once stdout is gone (`badgedock status | head -1`): the rest is dropped quietly.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints one line of command output. A closed pipe is not an error: the reader has
+/// what it wanted, so the command still exits 0.
 fn out(text: &str) {
-    println!("{text}");
+    use std::io::Write as _;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    if writeln!(lock, "{text}")
+        .and_then(|()| lock.flush())
+        .is_err()
+    {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// True when `error` comes from writing to a closed pipe.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause.to_string().contains("Broken pipe")
+    })
 }
 
 #[allow(clippy::print_stderr)]
@@ -300,6 +339,7 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(failure) if is_broken_pipe(&failure.error) => ExitCode::SUCCESS,
         Err(failure) => {
             err_line(&format!("badgedock: {:#}", failure.error));
             ExitCode::from(failure.code)
@@ -313,7 +353,12 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             daemon::RunError::Config(config_error) => Failure::from(config_error),
             daemon::RunError::Other(other) => Failure::new(exit_code_for(&other), other),
         }),
-        Command::CheckConfig { file } => check_config(&file),
+        Command::CheckConfig { file, config } => check_config(
+            &file
+                .or(config)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+        ),
+        Command::Backup { config, file } => backup(&config, &file).await,
         Command::Tap {
             config,
             reader,
@@ -370,13 +415,21 @@ fn load_config(path: &Path) -> Result<config::Config, Failure> {
     let env = LoadEnv {
         credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
     };
-    Ok(config::load(path, &env)?)
+    Ok(config::load_for_station(path, &env)?)
+}
+
+/// The client view of the config: the socket and the state folder, no secrets.
+fn load_client(path: &Path) -> Result<config::ClientConfig, Failure> {
+    Ok(config::load_client(path)?)
 }
 
 fn check_config(file: &Path) -> Result<(), Failure> {
     let config = load_config(file)?;
+    for note in &config.notes {
+        out(&format!("{}: note: {note}", file.display()));
+    }
     out(&format!(
-        "{}: ok — station {:?}, {} reader(s), {} slot(s), directory {}, Workspace ONE {}",
+        "{}: ok — station \"{}\", {} reader(s), {} slot(s), directory {}, Workspace ONE {}",
         file.display(),
         config.station.name,
         config.readers.len(),
@@ -403,18 +456,14 @@ async fn control_request(
     request: Request,
     timeout: Duration,
 ) -> Result<Response, Failure> {
-    let config = load_config(config)?;
-    control::request(&config.station.control_socket, request, timeout)
+    let config = load_client(config)?;
+    control::request(&config.control_socket, request, timeout)
         .await
         .map_err(|err| match &err {
-            control::ControlError::Connect { source, .. }
-                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            control::ControlError::Connect { kind, .. }
+                if *kind == std::io::ErrorKind::PermissionDenied =>
             {
-                Failure::new(
-                    exit::NOPERM,
-                    anyhow::Error::new(err)
-                        .context("run as root or as a member of the admin group"),
-                )
+                Failure::new(exit::NOPERM, err)
             }
             _ => Failure::new(exit::UNAVAILABLE, err),
         })
@@ -457,10 +506,7 @@ async fn tap(config: &Path, reader: Option<String>, badge: String) -> Result<(),
             Err(Failure::new(exit::NOPERM, anyhow::anyhow!(message)))
         }
         Response::Error { message } => Err(Failure::new(exit::REFUSED, anyhow::anyhow!(message))),
-        other => Err(Failure::new(
-            exit::SOFTWARE,
-            anyhow::anyhow!("unexpected answer from the daemon: {other:?}"),
-        )),
+        other => Err(unexpected(&other)),
     }
 }
 
@@ -568,6 +614,22 @@ async fn accept_store(config: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// An answer this command does not expect, named by its kind only.
+fn unexpected(response: &Response) -> Failure {
+    let kind = match response {
+        Response::Snapshot { .. } => "a status snapshot",
+        Response::Decision { .. } => "a tap decision",
+        Response::Done { .. } => "a confirmation",
+        Response::Error { .. } => "an error",
+    };
+    Failure::new(
+        exit::SOFTWARE,
+        anyhow::anyhow!(
+            "the daemon answered with {kind}, which this command does not expect: are badgedock and the daemon the same version?"
+        ),
+    )
+}
+
 async fn status(config: &Path, json: bool) -> Result<(), Failure> {
     let Response::Snapshot { snapshot } =
         control_request(config, Request::Status, Duration::from_secs(5)).await?
@@ -586,21 +648,26 @@ async fn status(config: &Path, json: bool) -> Result<(), Failure> {
 }
 
 async fn dashboard(config: &Path, ascii: bool) -> Result<(), Failure> {
-    let config = load_config(config)?;
+    let config = load_client(config)?;
     let ascii = ascii || std::env::var("TERM").is_ok_and(|term| term == "linux");
     let options = badgedock::dashboard::DashboardOptions {
         ascii,
-        admin: config.dashboard.admin,
+        admin: config.dashboard_admin,
         demo_keys: false,
     };
-    badgedock::dashboard::run_for_socket(config.station.control_socket.clone(), options)
+    badgedock::dashboard::run_for_socket(config.control_socket.clone(), options)
         .await
         .map_err(Failure::from)
 }
 
 async fn readers(watch: bool, config: Option<&Path>) -> Result<(), Failure> {
     let configured = match config {
-        Some(path) => load_config(path)?.readers,
+        Some(path) => {
+            let env = LoadEnv {
+                credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+            };
+            config::load(path, &env)?.readers
+        }
         None => Vec::new(),
     };
     let names = tokio::task::spawn_blocking(badgedock::readers::pcsc::list_readers)
@@ -698,8 +765,8 @@ async fn uem_sim(
 }
 
 async fn open_store(config: &Path) -> Result<badgedock::store::Store, Failure> {
-    let config = load_config(config)?;
-    let path = daemon::store_path(&config);
+    let config = load_client(config)?;
+    let path = config.state_dir.join(daemon::STORE_FILE);
     badgedock::store::Store::open(&path)
         .with_context(|| format!("cannot open the station's store {}", path.display()))
         .map_err(|err| Failure::new(exit_code_for(&err), err))
@@ -709,9 +776,19 @@ async fn badges(command: BadgesCommand) -> Result<(), Failure> {
     match command {
         BadgesCommand::Import { config, file } => {
             let store = open_store(&config).await?;
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes =
+                badgedock::directory::read_badge_file(&file, config::DEFAULT_MAX_FILE_BYTES)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+            let text = String::from_utf8_lossy(&bytes);
             let (rows, problems) = badgedock::directory::parse_badge_csv(&text);
+            for row in rows.iter().filter(|row| row.normalised) {
+                err_line(&format!(
+                    "{}:{}: note: badge {} was written in lower case: normalised to upper case, as readers render hex badges",
+                    file.display(),
+                    row.line,
+                    row.badge
+                ));
+            }
             for problem in &problems {
                 err_line(&format!(
                     "{}:{}: {}",
@@ -769,10 +846,7 @@ async fn badges(command: BadgesCommand) -> Result<(), Failure> {
                 Response::Error { message } => {
                     Err(Failure::new(exit::REFUSED, anyhow::anyhow!(message)))
                 }
-                other => Err(Failure::new(
-                    exit::SOFTWARE,
-                    anyhow::anyhow!("unexpected answer from the daemon: {other:?}"),
-                )),
+                other => Err(unexpected(&other)),
             }
         }
         BadgesCommand::List { config } => {
@@ -783,15 +857,20 @@ async fn badges(command: BadgesCommand) -> Result<(), Failure> {
                 .context("cannot read the badges")?
             {
                 out(&format!(
-                    "{}\t{}\t{}\t{:?}",
-                    badge.number, badge.user.username, badge.user.display_name, badge.source
+                    "{}\t{}\t{}\t{}",
+                    badge.hint,
+                    badge.user.username,
+                    badge.user.display_name,
+                    badge.source.as_str()
                 ));
             }
             Ok(())
         }
         BadgesCommand::Remove { config, badge } => {
             let store = open_store(&config).await?;
-            let number = badgedock::domain::BadgeNumber::new(badge.trim().to_ascii_uppercase());
+            let number = badgedock::domain::BadgeNumber::new(
+                config::normalise_badge(&badge).unwrap_or_else(|| badge.trim().to_string()),
+            );
             if store
                 .remove_badge(&number)
                 .await
@@ -807,6 +886,21 @@ async fn badges(command: BadgesCommand) -> Result<(), Failure> {
             }
         }
     }
+}
+
+async fn backup(config: &Path, file: &Path) -> Result<(), Failure> {
+    let store = open_store(config).await?;
+    let pages = store
+        .backup_to(file)
+        .await
+        .with_context(|| format!("cannot back up the store to {}", file.display()))
+        .map_err(|err| Failure::new(exit_code_for(&err), err))?;
+    out(&format!(
+        "backed up {} ({pages} pages) to {}; keep station.key from the state folder apart from it: without the key the local badges cannot be matched",
+        store.path().display(),
+        file.display()
+    ));
+    Ok(())
 }
 
 async fn audit_export(config: &Path) -> Result<(), Failure> {

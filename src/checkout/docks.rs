@@ -481,24 +481,26 @@ impl Engine {
             DeviceStatus::CheckedOut { checkout } => {
                 self.reconcile_loan(turn, &device, checkout, &info);
             }
-            DeviceStatus::Available if slot.is_some() && ours && !staged => {
+            DeviceStatus::Available
+                if slot.is_some() && ours && !staged && !self.has_open_actions(&device) =>
+            {
                 // In the cabinet, offered to nurses, but Workspace ONE has it with someone:
                 // bring it back before anyone takes it.
-                if !self.has_open_actions(&device) {
-                    let slot = slot.unwrap_or_else(|| SlotLabel::new("?"));
-                    let holder = user.as_ref().map(Username::as_str).unwrap_or("nobody");
-                    self.audit(
-                        turn,
-                        AuditKind::Drift,
-                        None,
-                        None,
-                        user.as_ref(),
-                        Some(&device),
-                        Some(&slot),
-                        &format!("in the cabinet but enrolled to {holder} in Workspace ONE; checking it in"),
-                    );
-                    self.check_in(turn, &device, &slot, None);
-                }
+                let slot = slot.unwrap_or_else(|| SlotLabel::new("?"));
+                let holder = user.as_ref().map(Username::as_str).unwrap_or("nobody");
+                self.audit(
+                    turn,
+                    AuditKind::Drift,
+                    None,
+                    None,
+                    user.as_ref(),
+                    Some(&device),
+                    Some(&slot),
+                    &format!(
+                        "in the cabinet but enrolled to {holder} in Workspace ONE; checking it in"
+                    ),
+                );
+                self.check_in(turn, &device, &slot, None);
             }
             _ => {}
         }

@@ -14,6 +14,7 @@ use toml::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ConfigFile {
+    #[serde(default)]
     pub station: StationFile,
     pub uem: Option<UemFile>,
     #[serde(default, rename = "reader")]
@@ -32,9 +33,11 @@ pub struct ConfigFile {
     pub metrics: MetricsFile,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct StationFile {
+    /// Required; missing reads as empty, which the checker reports.
+    #[serde(default)]
     pub name: String,
     pub state_dir: Option<PathBuf>,
     pub control_socket: Option<PathBuf>,
@@ -45,13 +48,16 @@ pub struct StationFile {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct UemFile {
+    #[serde(default = "missing")]
     pub base_url: Spanned<String>,
-    pub tenant_code_file: Option<PathBuf>,
+    pub tenant_code_file: Option<Spanned<PathBuf>>,
+    #[serde(default = "missing")]
     pub staging_user: Spanned<String>,
+    #[serde(default)]
     pub auth: UemAuthFile,
     pub connect_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
-    pub ca_file: Option<PathBuf>,
+    pub ca_file: Option<Spanned<PathBuf>>,
     /// GET the device after each enrolment-user change and compare `UserName`.
     #[serde(default)]
     pub verify_after_assign: bool,
@@ -72,18 +78,39 @@ pub struct UemFile {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct UemAuthFile {
+    #[serde(default = "missing")]
     pub kind: Spanned<String>,
     pub token_url: Option<Spanned<String>>,
     pub client_id: Option<String>,
-    pub client_secret_file: Option<PathBuf>,
+    pub client_secret_file: Option<Spanned<PathBuf>>,
     pub username: Option<String>,
-    pub password_file: Option<PathBuf>,
+    pub password_file: Option<Spanned<PathBuf>>,
+}
+
+impl Default for UemAuthFile {
+    fn default() -> Self {
+        UemAuthFile {
+            kind: missing(),
+            token_url: None,
+            client_id: None,
+            client_secret_file: None,
+            username: None,
+            password_file: None,
+        }
+    }
+}
+
+/// A required value that is absent: empty, at no position (the checker says "is missing").
+pub fn missing() -> Spanned<String> {
+    Spanned::new(0..0, String::new())
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ReaderFile {
+    #[serde(default = "missing")]
     pub name: Spanned<String>,
+    #[serde(default = "missing")]
     pub kind: Spanned<String>,
     #[serde(rename = "match")]
     pub match_: Option<Spanned<String>>,
@@ -116,23 +143,26 @@ pub struct DockFile {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SlotFile {
+    #[serde(default)]
     pub label: String,
+    #[serde(default)]
     pub port: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct DirectoryFile {
+    #[serde(default = "missing")]
     pub kind: Spanned<String>,
-    pub path: Option<PathBuf>,
+    pub path: Option<Spanned<PathBuf>>,
     pub url: Option<Spanned<String>>,
     #[serde(default)]
     pub starttls: bool,
-    pub ca_file: Option<PathBuf>,
+    pub ca_file: Option<Spanned<PathBuf>>,
     pub cache_ttl_seconds: Option<u64>,
     pub timeout_ms: Option<u64>,
     pub bind_dn: Option<String>,
-    pub bind_password_file: Option<PathBuf>,
+    pub bind_password_file: Option<Spanned<PathBuf>>,
     pub base_dn: Option<String>,
     pub badge_attribute: Option<String>,
     pub username_attribute: Option<String>,
@@ -140,6 +170,8 @@ pub struct DirectoryFile {
     pub group_attribute: Option<String>,
     /// Members of this directory group may approve enrolments.
     pub enroller_group: Option<String>,
+    /// A badge file larger than this is refused (the last good table stays in force).
+    pub max_file_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,7 +180,7 @@ pub struct PolicyFile {
     #[serde(default)]
     pub allowed_groups: Vec<String>,
     #[serde(default)]
-    pub deny_badges: Vec<String>,
+    pub deny_badges: Vec<Spanned<String>>,
     #[serde(default)]
     pub deny_users: Vec<String>,
 }
@@ -186,4 +218,35 @@ pub struct DashboardFile {
 pub struct MetricsFile {
     /// Prometheus endpoint, loopback only by default (`127.0.0.1:9464`).
     pub listen: Option<Spanned<String>>,
+    /// Allow `listen` on an address other than loopback (the metrics carry no secrets,
+    /// but station activity is visible to whoever can reach the port).
+    #[serde(default)]
+    pub allow_remote: bool,
+}
+
+/// The keys the client commands (`status`, `tap`, `dashboard`, `badges`, `audit`,
+/// `backup`) use. Every other key is ignored, so these commands never read secrets and
+/// keep working for a config the daemon's user can read but a group member can only
+/// partly use.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ClientFile {
+    #[serde(default)]
+    pub station: ClientStationFile,
+    #[serde(default)]
+    pub dashboard: ClientDashboardFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ClientStationFile {
+    pub state_dir: Option<PathBuf>,
+    pub control_socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ClientDashboardFile {
+    #[serde(default)]
+    pub admin: bool,
 }

@@ -6,6 +6,7 @@
 //! kept in [`Secret`]s that never print.
 
 pub mod file;
+mod lenient;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -42,7 +43,35 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     /// `[metrics] listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// `[directory] max-file-bytes`: the largest badge file the file directory reads.
+    pub directory_max_file_bytes: u64,
+    /// What was accepted but changed or worth knowing (a lower-case badge normalised),
+    /// for `check-config` to print.
+    pub notes: Vec<Problem>,
 }
+
+/// The default of `directory.max-file-bytes`: 16 MiB, some 200,000 badges.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// What the client commands (`status`, `tap`, `dashboard`, `badges`, `audit`, `backup`)
+/// need: where the daemon listens and where the store is. Read by [`load_client`], which
+/// reads no secret file and ignores every other key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Where the config came from.
+    pub path: PathBuf,
+    /// `station.state-dir`.
+    pub state_dir: PathBuf,
+    /// `station.control-socket`.
+    pub control_socket: PathBuf,
+    /// `dashboard.admin`.
+    pub dashboard_admin: bool,
+}
+
+/// The default `station.state-dir`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/badgedock";
+/// The default `station.control-socket`.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/badgedock/control.sock";
 
 /// `[station]`.
 #[derive(Debug, Clone)]
@@ -238,7 +267,7 @@ pub struct Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
-            Some(line) => write!(f, "line {line}: {}: {}", self.key, self.message),
+            Some(line) => write!(f, "{} (line {line}): {}", self.key, self.message),
             None => write!(f, "{}: {}", self.key, self.message),
         }
     }
@@ -271,37 +300,100 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Reads and validates a config file.
+/// Reads and validates a config file: every rule of [`parse`] (secret files are read),
+/// but not the rest of the machine; see [`load_for_station`].
 pub fn load(path: &Path, env: &LoadEnv) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+    let text = read_text(path)?;
+    check(path, &text, env, false)
+}
+
+/// [`load`] for `badgedock run` and `badgedock check-config` (one path, so check-config
+/// accepts exactly what run accepts), plus what the station's machine must provide:
+/// the `[uem]` section, the badge file (readable, within `directory.max-file-bytes`,
+/// with a usable header), CA files that hold PEM certificates and an admin group that
+/// exists.
+pub fn load_for_station(path: &Path, env: &LoadEnv) -> Result<Config, ConfigError> {
+    let text = read_text(path)?;
+    check(path, &text, env, true)
+}
+
+/// Parses and validates config text (`path` is used for messages and relative paths).
+/// Secret files are read; other files and the machine are not checked (see
+/// [`load_for_station`]).
+pub fn parse(path: &Path, text: &str, env: &LoadEnv) -> Result<Config, ConfigError> {
+    check(path, text, env, false)
+}
+
+/// Reads only what the client commands need (see [`ClientConfig`]): no secret file is
+/// opened and unknown or invalid keys elsewhere are ignored; a syntax error, or a wrong
+/// type for one of its keys, is reported as [`load`] would.
+pub fn load_client(path: &Path) -> Result<ClientConfig, ConfigError> {
+    let text = read_text(path)?;
+    let (raw, problems) = lenient::read::<file::ClientFile>(&text);
+    let relevant: Vec<Problem> = problems
+        .into_iter()
+        .filter(|problem| {
+            problem.key == "(syntax)"
+                || problem.key == "(file)"
+                || problem.key.starts_with("station.state-dir")
+                || problem.key.starts_with("station.control-socket")
+                || problem.key.starts_with("dashboard.admin")
+        })
+        .collect();
+    match raw {
+        Some(raw) if relevant.is_empty() => Ok(ClientConfig {
+            path: path.to_path_buf(),
+            state_dir: raw
+                .station
+                .state_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            control_socket: raw
+                .station
+                .control_socket
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET)),
+            dashboard_admin: raw.dashboard.admin,
+        }),
+        _ => Err(ConfigError {
+            path: path.to_path_buf(),
+            problems: relevant,
+        }),
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|err| ConfigError {
         path: path.to_path_buf(),
         problems: vec![Problem {
             line: None,
             key: "(file)".into(),
-            message: format!("cannot read the config file: {err}"),
+            message: match err.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "the config file does not exist: write it from /usr/share/doc/badgedock/examples/badgedock.toml or pass --config FILE".into()
+                }
+                std::io::ErrorKind::PermissionDenied => format!(
+                    "the config file is unreadable by user {}: chmod 0644 (or 0640 root:badgedock) {}",
+                    current_user(),
+                    path.display()
+                ),
+                _ => format!("cannot read the config file: {err}"),
+            },
         }],
-    })?;
-    parse(path, &text, env)
+    })
 }
 
-/// Parses and validates config text (`path` is used for messages and relative paths).
-pub fn parse(path: &Path, text: &str, env: &LoadEnv) -> Result<Config, ConfigError> {
-    let raw: file::ConfigFile = toml::from_str(text).map_err(|err| ConfigError {
-        path: path.to_path_buf(),
-        problems: vec![Problem {
-            line: err.span().map(|span| line_of(text, span.start)),
-            key: "(syntax)".into(),
-            message: err.message().trim().to_string(),
-        }],
-    })?;
+fn check(path: &Path, text: &str, env: &LoadEnv, environment: bool) -> Result<Config, ConfigError> {
+    let (raw, syntax_and_types) = lenient::read::<file::ConfigFile>(text);
     let mut checker = Checker {
         text,
         env,
-        problems: Vec::new(),
+        environment,
+        problems: syntax_and_types,
+        notes: Vec::new(),
     };
-    let config = checker.resolve(path, raw);
+    let config = raw.and_then(|raw| checker.resolve(path, raw));
     if checker.problems.is_empty() {
-        if let Some(config) = config {
+        if let Some(mut config) = config {
+            config.notes = checker.notes;
             return Ok(config);
         }
     }
@@ -314,15 +406,34 @@ pub fn parse(path: &Path, text: &str, env: &LoadEnv) -> Result<Config, ConfigErr
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset.min(text.len()))
-        .map(|prefix| prefix.matches('\n').count() + 1)
-        .unwrap_or(1)
+    lenient::line_of(text, offset)
+}
+
+/// The name of the user this process runs as, for "unreadable by user X".
+fn current_user() -> String {
+    let uid = nix::unistd::Uid::effective();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|user| user.name)
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// A badge number as the readers render it: hex written in lower case becomes upper
+/// case (the `hex` format's rendering); `Some` when it was changed.
+pub fn normalise_badge(badge: &str) -> Option<String> {
+    let trimmed = badge.trim();
+    let hex = !trimmed.is_empty() && trimmed.chars().all(|c| c.is_ascii_hexdigit());
+    (hex && trimmed.chars().any(|c| c.is_ascii_lowercase())).then(|| trimmed.to_ascii_uppercase())
 }
 
 struct Checker<'a> {
     text: &'a str,
     env: &'a LoadEnv,
+    /// Also check the machine: files, groups, the `[uem]` section ([`load_for_station`]).
+    environment: bool,
     problems: Vec<Problem>,
+    notes: Vec<Problem>,
 }
 
 impl Checker<'_> {
@@ -342,31 +453,175 @@ impl Checker<'_> {
         });
     }
 
-    fn secret(&mut self, key: &str, path: &Path, base: &Path) -> Option<Secret> {
+    fn note<T>(
+        &mut self,
+        at: Option<&Spanned<T>>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let line = at
+            .filter(|spanned| spanned.span().end > 0)
+            .map(|spanned| line_of(self.text, spanned.span().start));
+        self.notes.push(Problem {
+            line,
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    /// An extra trust anchor: resolved against the config's folder; with
+    /// `environment`, it must hold at least one PEM certificate.
+    fn ca_file(&mut self, key: &str, spanned: &Spanned<PathBuf>, base: &Path) -> PathBuf {
+        let path = if spanned.get_ref().is_relative() {
+            base.join(spanned.get_ref())
+        } else {
+            spanned.get_ref().clone()
+        };
+        if self.environment {
+            let shown = path.display();
+            match std::fs::read(&path) {
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => self.problem(
+                    Some(spanned),
+                    key,
+                    format!(
+                        "{shown} is missing: put the CA certificate (PEM) there or remove the key"
+                    ),
+                ),
+                Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => self.problem(
+                    Some(spanned),
+                    key,
+                    format!(
+                        "{shown} is unreadable by user {}: chmod 0644 {shown}",
+                        current_user()
+                    ),
+                ),
+                Err(err) => self.problem(Some(spanned), key, format!("cannot read {shown}: {err}")),
+                Ok(bytes) => {
+                    let certificates = rustls_pemfile_ldap::certs(&mut bytes.as_slice());
+                    if !matches!(certificates, Ok(ref certs) if !certs.is_empty()) {
+                        self.problem(
+                            Some(spanned),
+                            key,
+                            format!("{shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----): convert it with openssl x509 -inform der -in FILE -out {shown}"),
+                        );
+                    }
+                }
+            }
+        }
+        path
+    }
+
+    /// With `environment`: the badge file exists, is readable, is within the size limit
+    /// and has a usable header; rows that will be skipped, or normalised, become notes.
+    fn badge_file<T>(&mut self, at: Option<&Spanned<T>>, path: &Path, max_bytes: u64) {
+        if !self.environment {
+            return;
+        }
+        let shown = path.display();
+        let key = "directory.path";
+        let bytes = match crate::directory::read_badge_file(path, max_bytes) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                let message = match err.kind() {
+                    std::io::ErrorKind::NotFound => format!(
+                        "{shown} is missing: create it from /usr/share/doc/badgedock/examples/badges.csv"
+                    ),
+                    std::io::ErrorKind::PermissionDenied => format!(
+                        "{shown} is unreadable by user {}: chmod 0640 root:badgedock {shown}",
+                        current_user()
+                    ),
+                    _ => format!("{shown}: {err}"),
+                };
+                self.problem(at, key, message);
+                return;
+            }
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let (rows, row_problems) = match crate::directory::parse_badge_csv_strict(&text) {
+            Ok(parsed) => parsed,
+            Err(unusable) => {
+                self.problem(
+                    at,
+                    key,
+                    format!("{shown} line {}: {}", unusable.line, unusable.message),
+                );
+                return;
+            }
+        };
+        for problem in row_problems {
+            self.note(
+                at,
+                key,
+                format!("{shown} line {}: {}", problem.line, problem.message),
+            );
+        }
+        for row in rows.iter().filter(|row| row.normalised) {
+            self.note(
+                at,
+                key,
+                format!(
+                    "{shown} line {}: badge {} was written in lower case: normalised to upper case, as readers render hex badges",
+                    row.line, row.badge
+                ),
+            );
+        }
+    }
+
+    fn secret(&mut self, key: &str, spanned: &Spanned<PathBuf>, base: &Path) -> Option<Secret> {
+        let path = spanned.get_ref();
         let candidates = self.secret_candidates(path, base);
+        let mut unreadable = None;
         for candidate in &candidates {
-            if let Ok(text) = std::fs::read_to_string(candidate) {
-                let value = text.trim_end_matches(['\n', '\r']).to_string();
-                if value.is_empty() {
-                    self.problem::<()>(
-                        None,
+            match std::fs::read_to_string(candidate) {
+                Ok(text) => {
+                    let value = text.trim_end_matches(['\n', '\r']).to_string();
+                    if value.is_empty() {
+                        self.problem(
+                            Some(spanned),
+                            key,
+                            format!("{} is empty: put the secret in it", candidate.display()),
+                        );
+                        return None;
+                    }
+                    return Some(Secret::new(value));
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+                    unreadable.get_or_insert_with(|| candidate.clone());
+                }
+                Err(_) if candidate.is_dir() => {
+                    self.problem(
+                        Some(spanned),
                         key,
-                        format!("{} is empty: put the secret in it", candidate.display()),
+                        format!(
+                            "{} is a directory: name the file that holds the secret",
+                            candidate.display()
+                        ),
                     );
                     return None;
                 }
-                return Some(Secret::new(value));
+                Err(_) => {
+                    unreadable.get_or_insert_with(|| candidate.clone());
+                }
             }
         }
-        let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-        self.problem::<()>(
-            None,
-            key,
-            format!(
-                "cannot read the secret file (tried {}): create it (mode 0600) or pass it with LoadCredential=",
-                tried.join(", ")
+        let message = match unreadable {
+            Some(file) => format!(
+                "{} is unreadable by user {}: chmod 0640 root:badgedock {} (or pass it with LoadCredential=)",
+                file.display(),
+                current_user(),
+                file.display()
             ),
-        );
+            None => {
+                let tried: Vec<String> =
+                    candidates.iter().map(|p| p.display().to_string()).collect();
+                format!(
+                    "{} is missing: create it (chmod 0640 root:badgedock) or pass it with LoadCredential=",
+                    tried.join(" or ")
+                )
+            }
+        };
+        self.problem(Some(spanned), key, message);
         None
     }
 
@@ -394,12 +649,12 @@ impl Checker<'_> {
                 .station
                 .state_dir
                 .clone()
-                .unwrap_or_else(|| PathBuf::from("/var/lib/badgedock")),
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
             control_socket: raw
                 .station
                 .control_socket
                 .clone()
-                .unwrap_or_else(|| PathBuf::from("/run/badgedock/control.sock")),
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET)),
             admin_group: raw
                 .station
                 .admin_group
@@ -410,7 +665,24 @@ impl Checker<'_> {
             self.problem::<()>(
                 None,
                 "station.name",
-                "is empty: name the station as the nurses know it",
+                "is missing or empty: name the station as the nurses know it",
+            );
+        }
+        if let (true, Some(group)) = (self.environment, raw.station.admin_group.as_ref()) {
+            let name = group.get_ref();
+            if !matches!(nix::unistd::Group::from_name(name), Ok(Some(_))) {
+                self.problem(
+                    Some(group),
+                    "station.admin-group",
+                    format!("group {name:?} does not exist on this machine: create it (groupadd {name}) or fix the name"),
+                );
+            }
+        }
+        if self.environment && raw.uem.is_none() {
+            self.problem::<()>(
+                None,
+                "uem",
+                "the [uem] section is missing: badgedock run needs Workspace ONE (see the README's configuration section)",
             );
         }
 
@@ -437,26 +709,62 @@ impl Checker<'_> {
                 .policy
                 .deny_badges
                 .iter()
-                .map(|b| BadgeNumber::new(b.trim()))
+                .enumerate()
+                .map(|(index, badge)| {
+                    let text = badge.get_ref().trim();
+                    match normalise_badge(text) {
+                        Some(upper) => {
+                            self.note(
+                                Some(badge),
+                                format!("policy.deny-badges[{index}]"),
+                                format!(
+                                    "…{} is written in lower case: normalised to upper case, as readers render hex badges",
+                                    upper.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect::<String>()
+                                ),
+                            );
+                            BadgeNumber::new(upper)
+                        }
+                        None => BadgeNumber::new(text),
+                    }
+                })
                 .collect(),
             deny_users: raw.policy.deny_users.clone(),
         };
         let engine = self.resolve_engine(&raw, &station, &dock, staging_user, android_user_change);
-        let metrics_listen =
-            raw.metrics
-                .listen
-                .as_ref()
-                .and_then(|listen| match listen.get_ref().parse() {
-                    Ok(addr) => Some(addr),
-                    Err(_) => {
-                        self.problem(
-                            Some(listen),
-                            "metrics.listen",
-                            "is not an address:port, e.g. 127.0.0.1:9464",
-                        );
-                        None
-                    }
-                });
+        let metrics_listen = raw.metrics.listen.as_ref().and_then(|listen| {
+            match listen.get_ref().trim().parse::<SocketAddr>() {
+                Ok(addr) if addr.port() == 0 => {
+                    self.problem(
+                        Some(listen),
+                        "metrics.listen",
+                        "port 0 is not a port: use a fixed one such as 9464",
+                    );
+                    None
+                }
+                Ok(addr) if !addr.ip().is_loopback() && !raw.metrics.allow_remote => {
+                    self.problem(
+                        Some(listen),
+                        "metrics.listen",
+                        format!("{addr} is reachable from other machines: use 127.0.0.1:{} (scrape through a proxy), or set metrics.allow-remote = true to serve it on the network", addr.port()),
+                    );
+                    None
+                }
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    self.problem(
+                        Some(listen),
+                        "metrics.listen",
+                        "is not an address:port, e.g. 127.0.0.1:9464",
+                    );
+                    None
+                }
+            }
+        });
+        let directory_max_file_bytes = raw
+            .directory
+            .as_ref()
+            .and_then(|d| d.max_file_bytes.as_ref())
+            .map_or(DEFAULT_MAX_FILE_BYTES, |max| *max.get_ref());
         Some(Config {
             path: path.to_path_buf(),
             station,
@@ -470,6 +778,8 @@ impl Checker<'_> {
                 admin: raw.dashboard.admin,
             },
             metrics_listen,
+            directory_max_file_bytes,
+            notes: Vec::new(),
         })
     }
 
@@ -480,11 +790,17 @@ impl Checker<'_> {
             .trim()
             .trim_end_matches('/')
             .to_string();
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        if base_url.is_empty() {
             self.problem(
                 Some(&uem.base_url),
                 "uem.base-url",
-                "must start with https:// (the tenant's API server, asNNNN.awmdm.com)",
+                "is missing: the tenant's API server, e.g. https://as1234.awmdm.com",
+            );
+        } else if let Err(message) = check_http_url(uem.base_url.get_ref().trim()) {
+            self.problem(
+                Some(&uem.base_url),
+                "uem.base-url",
+                format!("{message} (the tenant's API server, e.g. https://as1234.awmdm.com)"),
             );
         }
         if uem.staging_user.get_ref().trim().is_empty() {
@@ -505,8 +821,14 @@ impl Checker<'_> {
                     .token_url
                     .as_ref()
                     .map(|u| u.get_ref().trim().to_string());
-                if token_url.is_none() {
-                    self.problem(Some(&uem.auth.kind), "uem.auth.token-url", "is missing: the region's token URL, e.g. https://na.uemauth.workspaceone.com/connect/token");
+                match (&token_url, &uem.auth.token_url) {
+                    (None, _) => self.problem(Some(&uem.auth.kind), "uem.auth.token-url", "is missing: the region's token URL, e.g. https://na.uemauth.workspaceone.com/connect/token"),
+                    (Some(url), Some(spanned)) => {
+                        if let Err(message) = check_http_url(url) {
+                            self.problem(Some(spanned), "uem.auth.token-url", format!("{message} (the region's token URL, e.g. https://na.uemauth.workspaceone.com/connect/token)"));
+                        }
+                    }
+                    (Some(_), None) => {}
                 }
                 if uem.auth.client_id.is_none() {
                     self.problem(
@@ -568,6 +890,14 @@ impl Checker<'_> {
                     _ => None,
                 }
             }
+            "" => {
+                self.problem(
+                    Some(&uem.auth.kind),
+                    "uem.auth.kind",
+                    "is missing: add [uem.auth] with kind = \"oauth\" or \"basic\"",
+                );
+                None
+            }
             other => {
                 self.problem(
                     Some(&uem.auth.kind),
@@ -577,6 +907,10 @@ impl Checker<'_> {
                 None
             }
         };
+        let ca_file = uem
+            .ca_file
+            .as_ref()
+            .map(|ca| self.ca_file("uem.ca-file", ca, base));
         let concurrency = uem.concurrency.unwrap_or(4);
         if concurrency == 0 {
             self.problem::<()>(None, "uem.concurrency", "must be at least 1");
@@ -588,7 +922,7 @@ impl Checker<'_> {
             auth: auth?,
             connect_timeout_ms: uem.connect_timeout_ms.unwrap_or(5_000),
             request_timeout_ms: uem.request_timeout_ms.unwrap_or(20_000),
-            ca_file: uem.ca_file.clone(),
+            ca_file,
             verify_after_assign: uem.verify_after_assign,
             concurrency: concurrency.max(1),
             preferred_security_type: uem.preferred_security_type,
@@ -727,9 +1061,9 @@ impl Checker<'_> {
         base: &Path,
     ) -> Option<DirectoryConfig> {
         let Some(directory) = directory else {
-            return Some(DirectoryConfig::File {
-                path: PathBuf::from("/etc/badgedock/badges.csv"),
-            });
+            let path = PathBuf::from("/etc/badgedock/badges.csv");
+            self.badge_file::<()>(None, &path, DEFAULT_MAX_FILE_BYTES);
+            return Some(DirectoryConfig::File { path });
         };
         let relative = |p: &PathBuf| {
             if p.is_relative() {
@@ -738,11 +1072,30 @@ impl Checker<'_> {
                 p.clone()
             }
         };
+        let max_bytes = directory
+            .max_file_bytes
+            .as_ref()
+            .map_or(DEFAULT_MAX_FILE_BYTES, |max| *max.get_ref());
+        if let Some(max) = &directory.max_file_bytes {
+            if *max.get_ref() == 0 {
+                self.problem(
+                    Some(max),
+                    "directory.max-file-bytes",
+                    "must be more than 0 (the default is 16777216, 16 MiB)",
+                );
+            }
+        }
+        let ca_file = directory
+            .ca_file
+            .as_ref()
+            .map(|ca| self.ca_file("directory.ca-file", ca, base));
         match directory.kind.get_ref().as_str() {
             "file" => match &directory.path {
-                Some(path) => Some(DirectoryConfig::File {
-                    path: relative(path),
-                }),
+                Some(spanned) => {
+                    let path = relative(spanned.get_ref());
+                    self.badge_file(Some(spanned), &path, max_bytes);
+                    Some(DirectoryConfig::File { path })
+                }
                 None => {
                     self.problem(
                         Some(&directory.kind),
@@ -757,17 +1110,26 @@ impl Checker<'_> {
                     .url
                     .as_ref()
                     .map(|u| u.get_ref().trim().to_string());
-                match url {
-                    Some(url) if url.contains("{badge}") && url.starts_with("http") => {
-                        Some(DirectoryConfig::Http {
-                            url,
-                            timeout_ms: directory.timeout_ms.unwrap_or(2_000),
-                            cache_ttl_seconds: directory.cache_ttl_seconds.unwrap_or(3_600),
-                            ca_file: directory.ca_file.as_ref().map(relative),
-                        })
+                let checked = url.as_deref().map(|url| {
+                    if url.contains("{badge}") {
+                        check_http_url(&url.replace("{badge}", "0"))
+                    } else {
+                        Err("has no {badge} placeholder".to_string())
                     }
-                    _ => {
-                        self.problem(directory.url.as_ref().or(Some(&directory.kind)), "directory.url", "must be an http(s) URL containing {badge}, e.g. https://idm.example/badge/{badge}");
+                });
+                match (url, checked) {
+                    (Some(url), Some(Ok(()))) => Some(DirectoryConfig::Http {
+                        url,
+                        timeout_ms: directory.timeout_ms.unwrap_or(2_000),
+                        cache_ttl_seconds: directory.cache_ttl_seconds.unwrap_or(3_600),
+                        ca_file,
+                    }),
+                    (_, checked) => {
+                        let why = match checked {
+                            Some(Err(message)) => format!("{message}: "),
+                            _ => "is missing: ".to_string(),
+                        };
+                        self.problem(directory.url.as_ref().or(Some(&directory.kind)), "directory.url", format!("{why}write an http(s) URL containing {{badge}}, e.g. https://idm.example/badge/{{badge}}"));
                         None
                     }
                 }
@@ -777,15 +1139,21 @@ impl Checker<'_> {
                     .url
                     .as_ref()
                     .map(|u| u.get_ref().trim().to_string());
-                let url = match url {
-                    Some(url) if url.starts_with("ldap://") || url.starts_with("ldaps://") => {
-                        Some(url)
-                    }
-                    _ => {
+                let url = match url.as_deref().map(check_ldap_url) {
+                    Some(Ok(())) => url,
+                    Some(Err(message)) => {
                         self.problem(
-                            directory.url.as_ref().or(Some(&directory.kind)),
+                            directory.url.as_ref(),
                             "directory.url",
-                            "must be an ldap:// or ldaps:// URL",
+                            format!("{message}: write an ldap:// or ldaps:// URL with a host, e.g. ldaps://dc1.hospital.example"),
+                        );
+                        None
+                    }
+                    None => {
+                        self.problem(
+                            Some(&directory.kind),
+                            "directory.url",
+                            "is missing: write an ldap:// or ldaps:// URL, e.g. ldaps://dc1.hospital.example",
                         );
                         None
                     }
@@ -812,7 +1180,7 @@ impl Checker<'_> {
                 Some(DirectoryConfig::Ldap(LdapConfig {
                     url: url?,
                     starttls: directory.starttls,
-                    ca_file: directory.ca_file.as_ref().map(relative),
+                    ca_file,
                     cache_ttl_seconds: directory.cache_ttl_seconds.unwrap_or(3_600),
                     timeout_ms: directory.timeout_ms.unwrap_or(3_000),
                     bind_dn: directory.bind_dn.clone(),
@@ -836,6 +1204,14 @@ impl Checker<'_> {
                         .unwrap_or_else(|| "memberOf".into()),
                     enroller_group: directory.enroller_group.clone(),
                 }))
+            }
+            "" => {
+                self.problem(
+                    Some(&directory.kind),
+                    "directory.kind",
+                    "is missing: use \"file\", \"ldap\" or \"http\"",
+                );
+                None
             }
             other => {
                 self.problem(
@@ -959,6 +1335,36 @@ impl Checker<'_> {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// An http(s) URL with a host, and a port when one is written.
+fn check_http_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|err| format!("{text:?} is not a URL ({err})"))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(format!("{text:?} must start with https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} names no host"));
+    }
+    if url.port() == Some(0) {
+        return Err(format!("{text:?} has port 0"));
+    }
+    Ok(())
+}
+
+/// An ldap:// or ldaps:// URL with a host.
+fn check_ldap_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|err| format!("{text:?} is not a URL ({err})"))?;
+    if !matches!(url.scheme(), "ldap" | "ldaps") {
+        return Err(format!("{text:?} is not ldap:// or ldaps://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} names no host"));
+    }
+    if url.port() == Some(0) {
+        return Err(format!("{text:?} has port 0"));
+    }
+    Ok(())
 }
 
 /// The workflows used when the config names none: Apple devices get the enrolment-user

@@ -96,16 +96,14 @@ pub enum Response {
 /// A control-socket failure on the client side.
 #[derive(Debug, Error)]
 pub enum ControlError {
-    /// The daemon is not running or the socket is not reachable.
-    #[error(
-        "cannot reach the badgedock daemon at {path}: {source} (is badgedock.service running?)"
-    )]
+    /// The daemon is not running or the socket is not reachable. The message says what
+    /// is wrong once and what to do; the OS error is not repeated as a cause.
+    #[error("cannot reach the badgedock daemon at {path}: {}", connect_advice(*.kind))]
     Connect {
         /// The socket path.
         path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// What the OS said.
+        kind: std::io::ErrorKind,
     },
     /// The connection broke.
     #[error("control socket connection lost: {0}")]
@@ -163,9 +161,9 @@ impl Subscription {
         match read_response(&mut self.lines).await? {
             Response::Snapshot { snapshot } => Ok(*snapshot),
             Response::Error { message } => Err(ControlError::Protocol(message)),
-            other => Err(ControlError::Protocol(format!(
-                "unexpected answer {other:?}"
-            ))),
+            Response::Decision { .. } | Response::Done { .. } => Err(ControlError::Protocol(
+                "the daemon answered a subscription with something else than a snapshot".into(),
+            )),
         }
     }
 }
@@ -175,8 +173,26 @@ async fn connect(path: &Path) -> Result<UnixStream, ControlError> {
         .await
         .map_err(|source| ControlError::Connect {
             path: path.display().to_string(),
-            source,
+            kind: source.kind(),
         })
+}
+
+/// What a failed connect means and what to do, in one sentence.
+fn connect_advice(kind: std::io::ErrorKind) -> String {
+    use std::io::ErrorKind;
+    match kind {
+        ErrorKind::NotFound | ErrorKind::ConnectionRefused => {
+            "the daemon is not running (is badgedock.service running? systemctl status badgedock)"
+                .into()
+        }
+        ErrorKind::PermissionDenied => {
+            "permission denied: run as root or as a member of group badgedock (or station.admin-group)"
+                .into()
+        }
+        other => format!(
+            "{other} (is badgedock.service running? systemctl status badgedock)"
+        ),
+    }
 }
 
 async fn send(

@@ -4,17 +4,27 @@
 //! are accepted only from root, the daemon's own user, or members of the admin group,
 //! judged by the kernel's peer credentials.
 
+//!
+//! Limits: a connection waiting for its next request line is idle; at most
+//! [`MAX_IDLE`] idle connections are kept, and a new connection evicts the oldest idle
+//! one (told so in one line), so a flood of idle connections never locks out a tap or
+//! the dashboard, which send their line at once. At most [`MAX_BUSY`] requests are
+//! answered at once and [`MAX_SUBSCRIBERS`] screens subscribed; a request line longer
+//! than [`MAX_REQUEST_BYTES`] is refused with an error line and the connection closed.
+
+use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use nix::unistd::{Gid, Group, Uid, User};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -22,6 +32,18 @@ use crate::checkout::{Input, Snapshot};
 use crate::control::{encode_response, parse_request, Request, Response};
 use crate::daemon::engine_loop::EngineMsg;
 use crate::daemon::taps::TapResolver;
+
+/// Idle connections kept at most (waiting for a request line); a new one evicts the
+/// oldest.
+pub const MAX_IDLE: usize = 64;
+/// Requests answered at once; more are refused with "busy".
+pub const MAX_BUSY: usize = 64;
+/// Subscribed screens at once.
+pub const MAX_SUBSCRIBERS: usize = 16;
+/// The longest request line accepted, newline excluded.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+/// An idle connection is closed after this long without a request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The server.
 pub struct ControlServer {
@@ -32,6 +54,10 @@ pub struct ControlServer {
     engine: mpsc::Sender<EngineMsg>,
     resolver: Arc<TapResolver>,
     enrollment: EnrollmentDesk,
+    idle: Mutex<VecDeque<(u64, CancellationToken)>>,
+    next_id: AtomicU64,
+    busy: Semaphore,
+    subscribers: Semaphore,
 }
 
 /// What completing a supervised enrolment needs: the directory, Workspace ONE and the
@@ -103,7 +129,33 @@ impl ControlServer {
             engine,
             resolver,
             enrollment,
+            idle: Mutex::new(VecDeque::new()),
+            next_id: AtomicU64::new(0),
+            busy: Semaphore::new(MAX_BUSY),
+            subscribers: Semaphore::new(MAX_SUBSCRIBERS),
         })
+    }
+
+    /// Registers a connection as idle, evicting the oldest idle one when full.
+    fn enter_idle(&self, id: u64, token: CancellationToken) {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        idle.push_back((id, token));
+        while idle.len() > MAX_IDLE {
+            if let Some((_, oldest)) = idle.pop_front() {
+                oldest.cancel();
+            }
+        }
+    }
+
+    fn leave_idle(&self, id: u64) {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        idle.retain(|(other, _)| *other != id);
     }
 
     /// Serves until cancelled.
@@ -139,17 +191,63 @@ impl ControlServer {
     async fn serve(&self, stream: UnixStream, cancel: CancellationToken) -> anyhow::Result<()> {
         let admin = self.is_admin(&stream);
         let (read, mut write) = stream.into_split();
-        let mut lines = BufReader::new(read).lines();
-        while let Some(line) = tokio::select! {
-            () = cancel.cancelled() => None,
-            line = lines.next_line() => line?,
-        } {
+        let mut lines = BufReader::new(read);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        loop {
+            let evicted = CancellationToken::new();
+            self.enter_idle(id, evicted.clone());
+            let next = tokio::select! {
+                () = cancel.cancelled() => None,
+                () = evicted.cancelled() => Some(Err("too many idle connections to the control socket: this one was closed; connect again and send the request at once")),
+                () = tokio::time::sleep(IDLE_TIMEOUT) => Some(Err("no request for 60 s: connection closed")),
+                line = read_request_line(&mut lines) => match line {
+                    Ok(None) => None,
+                    Ok(Some(line)) => Some(Ok(line)),
+                    Err(LineError::TooLong) => Some(Err("request line longer than 16384 bytes: refused")),
+                    Err(LineError::NotText) => Some(Err("request line is not UTF-8 text: refused")),
+                    Err(LineError::Io(err)) => return Err(err.into()),
+                },
+            };
+            self.leave_idle(id);
+            let line = match next {
+                None => return Ok(()),
+                Some(Ok(line)) => line,
+                Some(Err(message)) => {
+                    let refusal = Response::Error {
+                        message: message.to_string(),
+                    };
+                    // Best effort: the peer may not be reading.
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(100),
+                        write.write_all(encode_response(refusal).as_bytes()),
+                    )
+                    .await;
+                    return Ok(());
+                }
+            };
+            let Ok(_permit) = self.busy.try_acquire() else {
+                let busy = Response::Error {
+                    message: format!("the station is answering {MAX_BUSY} requests already: try again in a moment"),
+                };
+                write.write_all(encode_response(busy).as_bytes()).await?;
+                continue;
+            };
             let response = match parse_request(&line) {
                 Err(message) => Response::Error { message },
                 Ok(Request::Tap { .. } | Request::Admin { .. } | Request::Enroll { .. }) if !admin => Response::Error {
                     message: "permission denied: this command needs root or membership of the station's admin group (station.admin-group)".into(),
                 },
-                Ok(Request::Subscribe) => return self.stream_snapshots(&mut write, &cancel).await,
+                Ok(Request::Subscribe) => {
+                    drop(_permit);
+                    let Ok(_screen) = self.subscribers.try_acquire() else {
+                        let full = Response::Error {
+                            message: format!("{MAX_SUBSCRIBERS} screens are subscribed already: close one"),
+                        };
+                        write.write_all(encode_response(full).as_bytes()).await?;
+                        return Ok(());
+                    };
+                    return self.stream_snapshots(&mut write, &cancel).await;
+                }
                 Ok(Request::Status) => snapshot_response(&self.snapshots.borrow()),
                 Ok(Request::Tap { reader, badge }) => {
                     let input = self.resolver.resolve_text(reader.as_deref(), &badge).await;
@@ -168,7 +266,6 @@ impl ControlServer {
                 .write_all(encode_response(response).as_bytes())
                 .await?;
         }
-        Ok(())
     }
 
     /// `subscribe`: a snapshot now and after every change, until either side stops.
@@ -298,6 +395,43 @@ impl ControlServer {
             _ => false,
         }
     }
+}
+
+/// Why a request line could not be read.
+enum LineError {
+    TooLong,
+    NotText,
+    Io(std::io::Error),
+}
+
+/// One request line, newline stripped, reading at most [`MAX_REQUEST_BYTES`] + 1 bytes;
+/// `None` at end of stream.
+async fn read_request_line(
+    reader: &mut BufReader<OwnedReadHalf>,
+) -> Result<Option<String>, LineError> {
+    let mut bytes = Vec::new();
+    let limit = u64::try_from(MAX_REQUEST_BYTES)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let n = (&mut *reader)
+        .take(limit)
+        .read_until(b'\n', &mut bytes)
+        .await
+        .map_err(LineError::Io)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    } else if bytes.len() > MAX_REQUEST_BYTES {
+        return Err(LineError::TooLong);
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| LineError::NotText)
 }
 
 fn snapshot_response(snapshot: &Snapshot) -> Response {

@@ -148,12 +148,9 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         .uem
         .as_ref()
         .context("the config has no [uem] section: badgedock run needs Workspace ONE (see the README's configuration section)")?;
-    std::fs::create_dir_all(&config.station.state_dir).with_context(|| {
-        format!(
-            "cannot create station.state-dir {}",
-            config.station.state_dir.display()
-        )
-    })?;
+    // 0750 from creation (the store's files inside are 0600), whatever the umask.
+    crate::store::key::create_private_dir(&config.station.state_dir)
+        .context("station.state-dir")?;
     // One daemon per store: a second one would send the same outbox twice. The lock is
     // on the database file itself, so no other file can be removed to get around it.
     let store_file = store_path(&config);
@@ -173,7 +170,7 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         UemClient::new(uem).context("cannot set up the Workspace ONE client (uem section)")?,
     );
     let directory = Arc::new(
-        Directory::open(&config.directory)
+        Directory::open_limited(&config.directory, config.directory_max_file_bytes)
             .context("cannot open the badge directory (directory section)")?,
     );
 
@@ -448,7 +445,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     let env = crate::config::LoadEnv {
         credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
     };
-    let config = crate::config::load(config_path, &env)?;
+    let config = crate::config::load_for_station(config_path, &env)?;
     let notifier = Notifier::from_env();
     tracing::info!(station = %config.station.name, config = %config_path.display(), "starting");
     let mut daemon = start(

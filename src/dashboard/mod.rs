@@ -45,6 +45,7 @@ use crate::domain::Timestamp;
 
 /// What the dashboard draws: the daemon's latest snapshot, or why there is none.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // One value, replaced whole; boxing buys nothing.
 pub enum Feed {
     /// The station as the daemon last published it.
     Live(Snapshot),

@@ -590,7 +590,7 @@ fn slot_states_have_colour_and_words() {
         ("… identifying", Color::Cyan),
         ("? unknown to Workspace ONE", Color::Yellow),
         ("✓ available", Color::Green),
-        ("✗ Reader side: OFFLINE", Color::Red),
+        ("✗ Reader side: not working, call IT", Color::Red),
     ];
     for (text, colour) in expectations {
         assert_eq!(style_of(buffer, text).fg, Some(colour), "{text}");

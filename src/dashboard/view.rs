@@ -359,10 +359,7 @@ impl<'a> Screen<'a> {
         let glyphs = self.glyphs;
         let mut spans = vec![Span::raw(" ")];
         if snapshot.readers.is_empty() {
-            spans.push(Span::styled(
-                "no badge reader (taps from the control socket only)",
-                DIM,
-            ));
+            spans.push(Span::styled("no badge reader", DIM));
         }
         for (index, reader) in snapshot.readers.iter().enumerate() {
             if index > 0 {
@@ -385,14 +382,13 @@ impl<'a> Screen<'a> {
             };
             return vec![Span::styled(text, GREEN)];
         }
-        let mut text = if compact {
+        // The nurse sees that the reader does not work and whom to call; the cause
+        // (`reader.detail`) is for the operator, in `badgedock status`.
+        let text = if compact {
             format!("{} {name} OFFLINE", self.glyphs.cross)
         } else {
-            format!("{} Reader {name}: OFFLINE", self.glyphs.cross)
+            format!("{} Reader {name}: not working, call IT", self.glyphs.cross)
         };
-        if let (false, Some(detail)) = (compact, &reader.detail) {
-            text.push_str(&format!(" ({})", self.text(detail)));
-        }
         vec![Span::styled(text, RED)]
     }
 

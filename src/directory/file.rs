@@ -31,10 +31,41 @@ use crate::domain::{BadgeNumber, User, Username};
 pub struct BadgeRow {
     /// 1-based line of the row in the file.
     pub line: usize,
-    /// The badge number, trimmed, compared exactly.
+    /// The badge number, trimmed, compared exactly (hex written in lower case is
+    /// normalised to upper case, as readers render it).
     pub badge: BadgeNumber,
     /// Who holds it.
     pub user: User,
+    /// True when the file wrote the badge in lower-case hex and it was normalised.
+    pub normalised: bool,
+}
+
+/// The longest field (badge, username, display name, groups, roles) a badge file may
+/// hold, in characters. A longer one is refused with its line.
+pub const MAX_FIELD_CHARS: usize = 1024;
+
+/// Reads a badge file, refusing one larger than `max_bytes` (`directory.max-file-bytes`)
+/// before reading it, so a runaway file cannot exhaust memory.
+pub fn read_badge_file(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let too_large = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the file is larger than {max_bytes} bytes: split it, or raise directory.max-file-bytes"),
+        )
+    };
+    if file.metadata()?.len() > max_bytes {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    // The file may grow between the stat and the read: never read past the limit.
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// A row (or the header) that could not be used.
@@ -77,7 +108,11 @@ struct Columns {
 }
 
 /// Like [`parse_badge_csv`], but an unusable header is an `Err` so the directory can keep
-/// its last good table instead of applying an empty one.
+/// its last good table instead of applying an empty one (`check-config` refuses it).
+pub fn parse_badge_csv_strict(text: &str) -> Result<(Vec<BadgeRow>, Vec<RowError>), RowError> {
+    parse(text)
+}
+
 fn parse(text: &str) -> Result<(Vec<BadgeRow>, Vec<RowError>), RowError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new()
@@ -183,7 +218,7 @@ fn parse(text: &str) -> Result<(Vec<BadgeRow>, Vec<RowError>), RowError> {
             field(columns.groups),
             field(columns.roles),
         ) {
-            Ok((badge, user)) => {
+            Ok((badge, user, normalised)) => {
                 if let Some(first) = first_line_of.get(badge.expose()) {
                     errors.push(RowError {
                         line,
@@ -194,7 +229,12 @@ fn parse(text: &str) -> Result<(Vec<BadgeRow>, Vec<RowError>), RowError> {
                     continue;
                 }
                 first_line_of.insert(badge.expose().to_string(), line);
-                rows.push(BadgeRow { line, badge, user });
+                rows.push(BadgeRow {
+                    line,
+                    badge,
+                    user,
+                    normalised,
+                });
             }
             Err(message) => errors.push(RowError {
                 line,
@@ -211,10 +251,16 @@ fn parse_row(
     display_name: &str,
     groups: &str,
     roles: &str,
-) -> Result<(BadgeNumber, User), String> {
+) -> Result<(BadgeNumber, User, bool), String> {
     let all = [badge, username, display_name, groups, roles];
     if all.iter().any(|f| f.contains('\u{fffd}')) {
         return Err("is not UTF-8 text: save the file as UTF-8".into());
+    }
+    if let Some(long) = all.iter().position(|f| f.chars().count() > MAX_FIELD_CHARS) {
+        let name = ["badge", "username", "display-name", "groups", "roles"][long];
+        return Err(format!(
+            "the {name} field is longer than {MAX_FIELD_CHARS} characters"
+        ));
     }
     if badge.is_empty() {
         return Err("the badge is empty".into());
@@ -258,7 +304,10 @@ fn parse_row(
             .collect(),
         enroller,
     };
-    Ok((BadgeNumber::new(badge), user))
+    match crate::config::normalise_badge(badge) {
+        Some(upper) => Ok((BadgeNumber::new(upper), user, true)),
+        None => Ok((BadgeNumber::new(badge), user, false)),
+    }
 }
 
 /// The csv crate's error text can quote the record; keep only its kind so a badge number
@@ -361,15 +410,17 @@ struct FileState {
 /// The CSV directory. Cheap to share: lookups lock it briefly on a blocking thread.
 pub(crate) struct FileDirectory {
     path: PathBuf,
+    max_bytes: u64,
     state: Mutex<FileState>,
 }
 
 impl FileDirectory {
     /// Loads the file; fails when it cannot be read or its header is unusable, because a
     /// station must not start with nobody known.
-    pub(crate) fn open(path: &Path) -> Result<FileDirectory, DirectoryError> {
+    pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<FileDirectory, DirectoryError> {
         let directory = FileDirectory {
             path: path.to_path_buf(),
+            max_bytes,
             state: Mutex::new(FileState {
                 table: HashMap::new(),
                 seen: None,
@@ -463,8 +514,11 @@ impl FileDirectory {
         }
         // Stat before read: if the file changes in between, the next stat differs from the
         // recorded signature and the file is read again.
-        let bytes = match std::fs::read(&self.path) {
+        let bytes = match read_badge_file(&self.path, self.max_bytes) {
             Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+                return self.keep_last(state, err.to_string())
+            }
             Err(err) => return self.keep_last(state, format!("cannot read the file: {err}")),
         };
         state.seen = Some(signature);

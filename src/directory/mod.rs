@@ -21,7 +21,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use enrollment::{validate_enrollment, Enrollment, EnrollmentError, WorkspaceOneMatch};
-pub use file::{parse_badge_csv, BadgeRow, RowError};
+pub use file::{
+    parse_badge_csv, parse_badge_csv_strict, read_badge_file, BadgeRow, RowError, MAX_FIELD_CHARS,
+};
 
 use crate::badges::Resolution;
 use crate::config::DirectoryConfig;
@@ -89,9 +91,18 @@ impl Directory {
     /// if it cannot); the network backends check their settings and CA file but do not
     /// contact the server, so the station starts while the server is down.
     pub fn open(config: &DirectoryConfig) -> Result<Directory, DirectoryError> {
+        Directory::open_limited(config, crate::config::DEFAULT_MAX_FILE_BYTES)
+    }
+
+    /// [`Directory::open`] with the file backend's size limit (`directory.max-file-bytes`):
+    /// a larger badge file is refused with a clear problem and the last good table stays.
+    pub fn open_limited(
+        config: &DirectoryConfig,
+        max_file_bytes: u64,
+    ) -> Result<Directory, DirectoryError> {
         let backend = match config {
             DirectoryConfig::File { path } => {
-                Backend::File(Arc::new(file::FileDirectory::open(path)?))
+                Backend::File(Arc::new(file::FileDirectory::open(path, max_file_bytes)?))
             }
             DirectoryConfig::Ldap(ldap_config) => {
                 Backend::Ldap(Arc::new(ldap::LdapDirectory::open(ldap_config)?))

@@ -147,7 +147,8 @@ impl UemClient {
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms.max(1)))
             .timeout(Duration::from_millis(config.request_timeout_ms.max(1)))
             .user_agent(concat!("badgedock/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(60));
+            .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(redirect_policy(config));
         if let Some(ca_file) = &config.ca_file {
             let pem = std::fs::read(ca_file).map_err(|err| MdmError::Setup {
                 key: "uem.ca-file",
@@ -670,6 +671,57 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let wait = when.timestamp() - unix_now();
     Some(Duration::from_secs(wait.max(0).unsigned_abs()).min(RETRY_AFTER_MAX))
 }
+
+/// Redirects are never followed: reqwest would resend the `aw-tenant-code` header (and,
+/// on a 307/308 of the token call, the client secret in the body) to wherever the
+/// answer points. The request fails instead, naming where it was sent (scheme, host and
+/// port only) and whether that is one of the configured hosts, so the operator can fix
+/// `uem.base-url` or `uem.auth.token-url`.
+fn redirect_policy(config: &UemConfig) -> reqwest::redirect::Policy {
+    let origin = |url: &str| {
+        reqwest::Url::parse(url).ok().map(|url| {
+            (
+                url.host_str().map(str::to_ascii_lowercase),
+                url.port_or_known_default(),
+            )
+        })
+    };
+    let mut configured = vec![origin(&config.base_url)];
+    if let UemAuth::OAuth { token_url, .. } = &config.auth {
+        configured.push(origin(token_url));
+    }
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let target = attempt.url();
+        let host = target.host_str().unwrap_or("?").to_ascii_lowercase();
+        let port = target.port_or_known_default();
+        let shown = match port {
+            Some(port) => format!("{}://{host}:{port}", target.scheme()),
+            None => format!("{}://{host}", target.scheme()),
+        };
+        let on_configured_host = configured
+            .iter()
+            .flatten()
+            .any(|(h, p)| h.as_deref() == Some(host.as_str()) && *p == port);
+        let message = if on_configured_host {
+            format!("Workspace ONE answered with a redirect (HTTP {}) to another path on {shown}; badgedock does not follow redirects, so the tenant code and credentials are never sent twice: set uem.base-url or uem.auth.token-url to the final address", attempt.status().as_u16())
+        } else {
+            format!("Workspace ONE answered with a redirect (HTTP {}) to {shown}, which is not a configured host; it was not followed and no credential was sent there: set uem.base-url or uem.auth.token-url to the real address if that host is legitimate", attempt.status().as_u16())
+        };
+        attempt.error(RedirectRefused(message))
+    })
+}
+
+/// Why a redirect was not followed.
+#[derive(Debug)]
+struct RedirectRefused(String);
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
 
 fn transport_error(operation: &str, err: &reqwest::Error) -> MdmError {
     if err.is_timeout() {

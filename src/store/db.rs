@@ -19,13 +19,16 @@ use crate::checkout::{
 use crate::domain::{
     BadgeNumber, DeviceKey, Platform, ReaderName, SlotLabel, Timestamp, User, Username,
 };
+use crate::store::key::BadgeKey;
 use crate::store::schema::BUSY_TIMEOUT;
-use crate::store::{LocalBadge, OutboxRow, StoreError};
+use crate::store::{LocalBadge, OutboxRow, StoreError, StoredBadge};
 
-/// The connection and the file it belongs to (for error messages).
+/// The connection, the file it belongs to (for error messages) and the station key
+/// badge numbers are hashed with.
 pub(super) struct Db {
     connection: Connection,
     path: PathBuf,
+    key: BadgeKey,
     /// Where the continuity mark is kept, when this process is the station's daemon.
     mark: Option<PathBuf>,
     /// This store's identity and commit count, as in its `meta` table.
@@ -63,10 +66,11 @@ impl StoreIdentity {
 }
 
 impl Db {
-    pub(super) fn new(connection: Connection, path: PathBuf) -> Db {
+    pub(super) fn new(connection: Connection, path: PathBuf, key: BadgeKey) -> Db {
         Db {
             connection,
             path,
+            key,
             mark: None,
             identity: None,
         }
@@ -144,6 +148,50 @@ impl Db {
         })?;
         self.mark = Some(mark);
         Ok(())
+    }
+
+    /// Copies the whole database to `target` (created 0600, must not exist) with
+    /// SQLite's online backup, a few pages at a time so other processes (the daemon)
+    /// keep writing meanwhile. Returns the number of pages copied.
+    pub(super) fn backup_to(&mut self, target: &Path) -> Result<i32, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let backup_error = |message: String| StoreError::Backup {
+            path: self.path.clone(),
+            target: target.to_path_buf(),
+            message,
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(crate::store::key::FILE_MODE)
+            .open(target)
+            .map_err(|err| {
+                backup_error(match err.kind() {
+                    std::io::ErrorKind::AlreadyExists => {
+                        "the file exists already: choose a new name (a backup never overwrites)"
+                            .into()
+                    }
+                    _ => format!("cannot create it: {err}"),
+                })
+            })?;
+        let result = (|| -> rusqlite::Result<i32> {
+            let mut destination = Connection::open(target)?;
+            {
+                let backup = rusqlite::backup::Backup::new(&self.connection, &mut destination)?;
+                backup.run_to_completion(64, std::time::Duration::from_millis(5), None)?;
+            }
+            // A backup is one self-contained file: no WAL beside it.
+            destination.pragma_update(None, "journal_mode", "DELETE")?;
+            let pages: i32 = destination.query_row("PRAGMA page_count", [], |row| row.get(0))?;
+            destination.close().map_err(|(_, err)| err)?;
+            Ok(pages)
+        })();
+        result.map_err(|err| {
+            let _ = std::fs::remove_file(target);
+            backup_error(format!(
+                "{err}; nothing was kept, check the disk space and try again"
+            ))
+        })
     }
 
     /// Closes the connection, reporting what SQLite says (checkpointing the WAL).
@@ -544,7 +592,10 @@ impl Db {
     /// Inserts or replaces local badges in one transaction; returns how many were written.
     pub(super) fn upsert_badges(&mut self, badges: &[LocalBadge]) -> Result<usize, StoreError> {
         let Db {
-            connection, path, ..
+            connection,
+            path,
+            key,
+            ..
         } = self;
         let path = path.as_path();
         let err = sql_error(path, "write local badges");
@@ -555,10 +606,11 @@ impl Db {
         {
             let mut upsert = transaction
                 .prepare_cached(
-                    "INSERT INTO badges (number, username, display_name, groups, enroller,
-                                         source, approved_by, added_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (number) DO UPDATE SET
+                    "INSERT INTO badges (badge_hmac, username, display_name, groups, enroller,
+                                         source, approved_by, added_at, hint)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (badge_hmac) DO UPDATE SET
+                         hint = excluded.hint,
                          username = excluded.username,
                          display_name = excluded.display_name,
                          groups = excluded.groups,
@@ -572,7 +624,7 @@ impl Db {
                 let groups = encode(path, "badge's group list", &badge.user.groups)?;
                 n_written += upsert
                     .execute(params![
-                        badge.number.expose(),
+                        key.hash(&badge.number),
                         badge.user.username.as_str(),
                         badge.user.display_name,
                         groups,
@@ -580,6 +632,7 @@ impl Db {
                         badge.source.as_str(),
                         badge.approved_by.as_ref().map(Username::as_str),
                         badge.added_at.0,
+                        badge.number.redacted(),
                     ])
                     .map_err(&err)?;
             }
@@ -588,12 +641,12 @@ impl Db {
         Ok(n_written)
     }
 
-    /// Every local badge, by username then number.
-    pub(super) fn list_badges(&mut self) -> Result<Vec<LocalBadge>, StoreError> {
+    /// Every local badge, by username then redacted number.
+    pub(super) fn list_badges(&mut self) -> Result<Vec<StoredBadge>, StoreError> {
         let err = sql_error(&self.path, "list local badges");
         let mut statement = self
             .connection
-            .prepare_cached(&format!("{BADGE_SELECT} ORDER BY username, number"))
+            .prepare_cached(&format!("{BADGE_SELECT} ORDER BY username, hint"))
             .map_err(&err)?;
         let rows = statement
             .query_map([], BadgeRow::from_row)
@@ -610,9 +663,9 @@ impl Db {
         let err = sql_error(&self.path, "remove a local badge");
         let n_removed = self
             .connection
-            .prepare_cached("DELETE FROM badges WHERE number = ?1")
+            .prepare_cached("DELETE FROM badges WHERE badge_hmac = ?1")
             .map_err(&err)?
-            .execute(params![number.expose()])
+            .execute(params![self.key.hash(number)])
             .map_err(&err)?;
         Ok(n_removed > 0)
     }
@@ -621,13 +674,13 @@ impl Db {
     pub(super) fn find_badge(
         &mut self,
         number: &BadgeNumber,
-    ) -> Result<Option<LocalBadge>, StoreError> {
+    ) -> Result<Option<StoredBadge>, StoreError> {
         let err = sql_error(&self.path, "look up a local badge");
         let row = self
             .connection
-            .prepare_cached(&format!("{BADGE_SELECT} WHERE number = ?1"))
+            .prepare_cached(&format!("{BADGE_SELECT} WHERE badge_hmac = ?1"))
             .map_err(&err)?
-            .query_row(params![number.expose()], BadgeRow::from_row)
+            .query_row(params![self.key.hash(number)], BadgeRow::from_row)
             .optional()
             .map_err(&err)?;
         row.map(|row| row.into_badge(&self.path)).transpose()
@@ -642,7 +695,7 @@ impl Db {
     }
 }
 
-const BADGE_SELECT: &str = "SELECT number, username, display_name, groups, enroller, source,
+const BADGE_SELECT: &str = "SELECT hint, username, display_name, groups, enroller, source,
                                    approved_by, added_at
                             FROM badges";
 
@@ -699,7 +752,7 @@ impl AuditRow {
 
 /// A badge row as stored.
 struct BadgeRow {
-    number: String,
+    hint: String,
     username: String,
     display_name: String,
     groups: String,
@@ -712,7 +765,7 @@ struct BadgeRow {
 impl BadgeRow {
     fn from_row(row: &Row<'_>) -> rusqlite::Result<BadgeRow> {
         Ok(BadgeRow {
-            number: row.get(0)?,
+            hint: row.get(0)?,
             username: row.get(1)?,
             display_name: row.get(2)?,
             groups: row.get(3)?,
@@ -723,9 +776,9 @@ impl BadgeRow {
         })
     }
 
-    fn into_badge(self, path: &Path) -> Result<LocalBadge, StoreError> {
-        Ok(LocalBadge {
-            number: BadgeNumber::new(self.number),
+    fn into_badge(self, path: &Path) -> Result<StoredBadge, StoreError> {
+        Ok(StoredBadge {
+            hint: self.hint,
             user: User {
                 username: Username::new(self.username),
                 display_name: self.display_name,

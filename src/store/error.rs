@@ -144,6 +144,26 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
 
+    /// The station key (badge numbers are stored as keyed hashes) is unusable.
+    #[error("the station key {path} is unusable: {message}")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+
+    /// The backup could not be written.
+    #[error("cannot back up the badgedock store {path} to {target}: {message}")]
+    Backup {
+        /// The database file.
+        path: PathBuf,
+        /// The copy.
+        target: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+
     /// A stored record could not be decoded.
     #[error(
         "the badgedock store {path} holds a {what} that cannot be read ({source}); the file \

@@ -20,6 +20,7 @@
 
 mod db;
 mod error;
+pub mod key;
 pub mod schema;
 
 pub use db::StoreIdentity;
@@ -89,13 +90,29 @@ impl BadgeSource {
     }
 }
 
-/// A badge the station itself knows (imported or enrolled), with its user.
+/// A badge to write into the station's own table (imported or enrolled), with its user.
 ///
-/// The number is kept in full (this is the directory); its `Debug` stays redacted.
+/// The number is stored only as its keyed hash (see [`key`]) with its redacted form
+/// beside it; its `Debug` stays redacted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalBadge {
     /// The formatted badge number.
     pub number: BadgeNumber,
+    /// Who it belongs to.
+    pub user: User,
+    /// Where it came from.
+    pub source: BadgeSource,
+    /// The enroller who approved it, for enrolled badges.
+    pub approved_by: Option<Username>,
+    /// When it was imported or enrolled.
+    pub added_at: Timestamp,
+}
+
+/// A badge as the station's table holds it: the number only redacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBadge {
+    /// The redacted number (`…1234`), for lists.
+    pub hint: String,
     /// Who it belongs to.
     pub user: User,
     /// Where it came from.
@@ -112,10 +129,10 @@ impl Store {
     ///
     /// This does blocking file I/O: call it at start-up or from `spawn_blocking`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let connection = schema::open(path)?;
+        let (connection, key) = schema::open(path)?;
         let path = Arc::new(path.to_path_buf());
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-        let db = Db::new(connection, path.as_ref().clone());
+        let db = Db::new(connection, path.as_ref().clone(), key);
         std::thread::Builder::new()
             .name("badgedock-store".to_string())
             .spawn(move || run_store_thread(db, receiver))
@@ -231,8 +248,8 @@ impl Store {
         self.call(move |db| db.upsert_badges(&badges)).await
     }
 
-    /// Every local badge, by username then number.
-    pub async fn list_badges(&self) -> Result<Vec<LocalBadge>, StoreError> {
+    /// Every local badge, by username then redacted number.
+    pub async fn list_badges(&self) -> Result<Vec<StoredBadge>, StoreError> {
         self.call(|db| db.list_badges()).await
     }
 
@@ -242,10 +259,21 @@ impl Store {
         self.call(move |db| db.remove_badge(&number)).await
     }
 
-    /// Looks up a local badge.
-    pub async fn find_badge(&self, number: &BadgeNumber) -> Result<Option<LocalBadge>, StoreError> {
+    /// Looks up a local badge by its keyed hash.
+    pub async fn find_badge(
+        &self,
+        number: &BadgeNumber,
+    ) -> Result<Option<StoredBadge>, StoreError> {
         let number = number.clone();
         self.call(move |db| db.find_badge(&number)).await
+    }
+
+    /// Copies the database to `target` with SQLite's online backup API while this and
+    /// other processes keep using it; `target` must not exist and is created 0600.
+    /// Returns the number of pages copied.
+    pub async fn backup_to(&self, target: &Path) -> Result<i32, StoreError> {
+        let target = target.to_path_buf();
+        self.call(move |db| db.backup_to(&target)).await
     }
 
     /// Stops the store thread once the requests already queued (by any handle) are

@@ -10,8 +10,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+use crate::store::key::{self, BadgeKey};
 use crate::store::StoreError;
 
 /// How long a statement waits for another process's lock before failing.
@@ -23,10 +24,17 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// `PRAGMA application_id` of a badgedock store: "BDK1" in ASCII.
 const APPLICATION_ID: i64 = 0x4244_4B31;
 
+/// One schema migration: SQL, or Rust for what SQL cannot do (hashing with the key).
+enum Migration {
+    Sql(&'static str),
+    Rust(fn(&Transaction<'_>, &BadgeKey) -> rusqlite::Result<()>),
+}
+
 /// The migrations, oldest first. Never edit one that has shipped; append a new one.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
     // 1: the first schema.
-    r#"
+    Migration::Sql(
+        r#"
     -- Every device the station has seen, keyed on its platform and UDID/serial.
     CREATE TABLE devices (
         platform TEXT NOT NULL CHECK (platform IN ('apple', 'android')),
@@ -98,10 +106,14 @@ const MIGRATIONS: &[&str] = &[
         added_at     INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
-    // 2: loans may end without the phone coming back here ('closed': returned at another
+    ),
+    // 2: badge numbers only as keyed hashes (HMAC-SHA256 with station.key).
+    Migration::Rust(hash_badge_numbers),
+    // 3: loans may end without the phone coming back here ('closed': returned at another
     // cabinet or closed by an operator; 'lost'). SQLite cannot change a CHECK in place:
     // the table is rebuilt with its rows.
-    r#"
+    Migration::Sql(
+        r#"
     CREATE TABLE checkouts_v2 (
         id     INTEGER PRIMARY KEY,
         state  TEXT NOT NULL
@@ -114,27 +126,76 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE checkouts_v2 RENAME TO checkouts;
     CREATE INDEX checkouts_open ON checkouts (id) WHERE state IN ('reserved', 'out');
     "#,
+    ),
 ];
+
+/// Migration 2: the local badge table keyed by `badge_hmac`, with the redacted form
+/// (`hint`) beside it; every existing number is hashed and the plain one dropped.
+fn hash_badge_numbers(transaction: &Transaction<'_>, key: &BadgeKey) -> rusqlite::Result<()> {
+    transaction.execute_batch(
+        r#"
+        -- Badges imported from a file or enrolled at the station, by keyed hash only:
+        -- badge_hmac = HMAC-SHA256(station.key, number) in hex, hint = its redacted form.
+        CREATE TABLE badges_keyed (
+            badge_hmac   TEXT PRIMARY KEY CHECK (length(badge_hmac) = 64),
+            hint         TEXT NOT NULL,
+            username     TEXT NOT NULL CHECK (length(username) > 0),
+            display_name TEXT NOT NULL,
+            groups       TEXT NOT NULL DEFAULT '[]',
+            enroller     INTEGER NOT NULL DEFAULT 0 CHECK (enroller IN (0, 1)),
+            source       TEXT NOT NULL CHECK (source IN ('import', 'enrolled')),
+            approved_by  TEXT,
+            added_at     INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        "#,
+    )?;
+    let numbers: Vec<String> = transaction
+        .prepare("SELECT number FROM badges")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut copy = transaction.prepare(
+        "INSERT INTO badges_keyed (badge_hmac, hint, username, display_name, groups, enroller,
+                                   source, approved_by, added_at)
+         SELECT ?1, ?2, username, display_name, groups, enroller, source, approved_by, added_at
+         FROM badges WHERE number = ?3",
+    )?;
+    for number in &numbers {
+        copy.execute(rusqlite::params![
+            key.hash_text(number),
+            crate::domain::redact(number),
+            number
+        ])?;
+    }
+    drop(copy);
+    transaction.execute_batch(
+        "DROP TABLE badges;
+         ALTER TABLE badges_keyed RENAME TO badges;",
+    )
+}
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Opens (creating if needed) the database at `path`, sets the pragmas every connection
-/// needs and applies the missing migrations.
-pub fn open(path: &Path) -> Result<Connection, StoreError> {
-    if let Some(parent) = path
+/// Opens (creating if needed) the database at `path` and the station key beside it,
+/// sets the pragmas every connection needs and applies the missing migrations. The
+/// folder is created 0750 and the file 0600 (see [`key`]).
+pub fn open(path: &Path) -> Result<(Connection, BadgeKey), StoreError> {
+    let parent = path
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
-            path: parent.to_path_buf(),
-            source,
-        })?;
-    }
+        .unwrap_or(Path::new("."));
+    key::create_private_dir(parent)?;
     let open_error = |source| StoreError::Open {
         path: path.to_path_buf(),
         source,
     };
+    key::create_private_file(path).map_err(|err| {
+        open_error(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("cannot create the file: {err}")),
+        ))
+    })?;
+    let badge_key = BadgeKey::load_or_create(parent)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -157,12 +218,29 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     connection
         .pragma_update(None, "foreign_keys", "ON")
         .map_err(open_error)?;
-    migrate(&mut connection, path)?;
-    Ok(connection)
+    let migrated = migrate(&mut connection, path, &badge_key)?;
+    if migrated.contains(&2) {
+        // The plain badge numbers of the old table must not survive in free pages or in
+        // the WAL: rewrite the file and empty the WAL.
+        connection
+            .execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(|source| StoreError::Migrate {
+                path: path.to_path_buf(),
+                version: 2,
+                source,
+            })?;
+    }
+    Ok((connection, badge_key))
 }
 
-/// Applies every migration above the file's `user_version`, one transaction each.
-fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
+/// Applies every migration above the file's `user_version`, one transaction each;
+/// returns the versions applied.
+fn migrate(
+    connection: &mut Connection,
+    path: &Path,
+    key: &BadgeKey,
+) -> Result<Vec<i64>, StoreError> {
+    let mut applied = Vec::new();
     loop {
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -202,7 +280,7 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
         }
         if version == SCHEMA_VERSION {
             // Nothing to do; the empty transaction ends when dropped.
-            return Ok(());
+            return Ok(applied);
         }
         let next = version + 1;
         let migration_error = |source| StoreError::Migrate {
@@ -210,14 +288,18 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
             version: next,
             source,
         };
-        let sql = MIGRATIONS
+        let migration = MIGRATIONS
             .get(usize::try_from(version).unwrap_or(usize::MAX))
             .ok_or(StoreError::TooNew {
                 path: path.to_path_buf(),
                 found: version,
                 supported: SCHEMA_VERSION,
             })?;
-        transaction.execute_batch(sql).map_err(migration_error)?;
+        match migration {
+            Migration::Sql(sql) => transaction.execute_batch(sql),
+            Migration::Rust(apply) => apply(&transaction, key),
+        }
+        .map_err(migration_error)?;
         transaction
             .pragma_update(None, "application_id", APPLICATION_ID)
             .map_err(migration_error)?;
@@ -225,6 +307,7 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
             .pragma_update(None, "user_version", next)
             .map_err(migration_error)?;
         transaction.commit().map_err(migration_error)?;
+        applied.push(next);
         tracing::info!(path = %path.display(), version = next, "store schema migrated");
     }
 }

@@ -713,3 +713,61 @@ async fn http_outage_serves_stale_answers() {
         directory.problems()
     );
 }
+
+#[tokio::test]
+async fn csv_too_large_or_with_an_overlong_field_is_refused_and_the_last_table_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("badges.csv");
+    std::fs::write(
+        &path,
+        "badge,username,display-name\nDEADBEEF,alice,Alice Martin\n",
+    )
+    .unwrap();
+    let directory = Directory::open_limited(
+        &DirectoryConfig::File {
+            path: path.to_path_buf(),
+        },
+        4_096,
+    )
+    .unwrap();
+    assert_eq!(known(directory.lookup(&badge("DEADBEEF")).await).0, "alice");
+
+    // Larger than directory.max-file-bytes: not read at all, the old table serves.
+    let mut large = String::from("badge,username,display-name\n5EC0FFEE,sam,Sam\n");
+    large.push_str(&"# padding\n".repeat(500));
+    std::fs::write(&path, &large).unwrap();
+    assert_eq!(known(directory.lookup(&badge("DEADBEEF")).await).0, "alice");
+    assert_eq!(
+        directory.lookup(&badge("5EC0FFEE")).await,
+        Resolution::Unknown
+    );
+    let problems = directory.problems();
+    assert!(
+        problems[0].contains(
+            "the file is larger than 4096 bytes: split it, or raise directory.max-file-bytes"
+        ),
+        "{problems:?}"
+    );
+
+    // A field longer than 1,024 characters: that row is refused with its line.
+    let long_name = "A".repeat(1_025);
+    std::fs::write(
+        &path,
+        format!(
+            "badge,username,display-name\nDEADBEEF,alice,Alice Martin\n5EC0FFEE,sam,{long_name}\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(known(directory.lookup(&badge("DEADBEEF")).await).0, "alice");
+    assert_eq!(
+        directory.lookup(&badge("5EC0FFEE")).await,
+        Resolution::Unknown
+    );
+    let problems = directory.problems();
+    assert!(
+        problems.iter().any(|p| p.contains(
+            "line 3: the display-name field is longer than 1024 characters; the row is ignored"
+        )),
+        "{problems:?}"
+    );
+}

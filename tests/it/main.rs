@@ -15,6 +15,7 @@ mod enrollment;
 mod formats;
 mod hid;
 mod mdm;
+mod ops;
 mod outbox;
 mod pcsc;
 mod pcsc_e2e;
