@@ -17,6 +17,7 @@ pub mod dock;
 pub mod mdm;
 pub mod metrics;
 pub mod readers;
+pub mod sim;
 pub mod store;
 pub mod uemsim;
 

@@ -18,9 +18,12 @@
 //! A future of this API that is dropped after its job was queued (a `select!` that
 //! took another branch) does not cancel the job: a commit may still be applied.
 
+mod blocking;
 mod db;
 mod error;
 pub mod schema;
+
+pub use blocking::{BlockingStore, Durability};
 
 pub use error::StoreError;
 

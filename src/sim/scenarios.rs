@@ -1,0 +1,1 @@
+//! Hand-written regression scenarios, one per defect class the simulator found.
