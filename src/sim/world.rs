@@ -85,6 +85,9 @@ pub struct Nurse {
     pub told: Option<Told>,
     /// The phone she holds.
     pub holds: Option<usize>,
+    /// Every slot a station told her to take recently, even if she walked away: the
+    /// reservations she may be assigned a phone for.
+    pub offers: Vec<Told>,
 }
 
 /// Where a phone physically is.
@@ -426,6 +429,7 @@ impl Sim {
                 kind: *kind,
                 told: None,
                 holds: None,
+                offers: Vec::new(),
             });
         }
         let mut phones = Vec::new();
@@ -852,7 +856,9 @@ impl Sim {
         let deadline = engine.next_deadline();
         let snapshot = engine.snapshot();
         if let Some(deadline) = deadline {
-            let at = self.virtual_of(st, deadline);
+            // A deadline due now is handled by this very input; time moves on by at least
+            // a millisecond before the next tick, as it does for the daemon.
+            let at = self.virtual_of(st, deadline).max(self.now + 1);
             if self.stations[st].tick_at.is_none_or(|t| t != at) {
                 self.stations[st].tick_at = Some(at);
                 self.schedule_at(at, Ev::Tick { st });
@@ -1120,7 +1126,12 @@ impl Sim {
         match self.rng.weighted(&weights) {
             0 => {
                 let nurse = self.rng.below(self.nurses.len());
-                let st = if self.rng.chance(700) { 0 } else { 1 };
+                // A nurse waiting for a phone taps again where she was told, not elsewhere.
+                let st = match &self.nurses[nurse].told {
+                    Some(told) if self.now <= told.at + RESERVATION_MS as u64 => told.st,
+                    _ if self.rng.chance(700) => 0,
+                    _ => 1,
+                };
                 self.tap(st, Some(nurse))?;
             }
             1 => {
@@ -1247,7 +1258,12 @@ impl Sim {
             match decision {
                 TapDecision::TakeSlot { slot, device, .. } => {
                     self.line(format!("{} {} tells {who}: take slot {slot} ({})", self.clock(), self.stations[st].name, short(&device)));
-                    self.nurses[n].told = Some(Told { st, device, slot, at: self.now });
+                    let told = Told { st, device, slot, at: self.now };
+                    let now = self.now;
+                    let offers = &mut self.nurses[n].offers;
+                    offers.retain(|o| now <= o.at + 10 * RESERVATION_MS as u64);
+                    offers.push(told.clone());
+                    self.nurses[n].told = Some(told);
                     let delay = if self.rng.chance(60) {
                         self.rng.range(40_000, 90_000)
                     } else {
