@@ -60,8 +60,12 @@ pub struct Options {
     pub faults: bool,
     /// Invariants whose violation stops the run.
     pub enforced: Vec<Invariant>,
-    /// A scripted run: no spontaneous world events (see [`scenarios`]).
+    /// A scripted run: no spontaneous world events, nurses act only when told to (see
+    /// [`scenarios`]).
     pub script: bool,
+    /// The workflows (wipe on check-in, when check-out work starts) instead of the
+    /// seed's draw.
+    pub workflow: Option<(bool, crate::checkout::AssignAt)>,
     /// Receives every transcript line.
     pub observer: Option<Observer>,
 }
@@ -76,6 +80,21 @@ impl Options {
             faults: true,
             enforced: ENFORCED.to_vec(),
             script: false,
+            workflow: None,
+            observer: None,
+        }
+    }
+
+    /// A scripted run without faults, with the given workflows.
+    pub fn script(wipe_on_checkin: bool, assign_at: crate::checkout::AssignAt) -> Options {
+        Options {
+            seed: 1,
+            events: u64::MAX,
+            quiet_every: u64::MAX,
+            faults: false,
+            enforced: Vec::new(),
+            script: true,
+            workflow: Some((wipe_on_checkin, assign_at)),
             observer: None,
         }
     }

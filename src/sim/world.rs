@@ -376,8 +376,10 @@ pub struct Sim {
     pub violations: Vec<Violation>,
     /// Set when an enforced invariant failed: the run stops.
     pub stop: bool,
-    /// The scripted events still to play (scripted runs); empty for random runs.
+    /// A scripted run: nurses act only when the script says so.
     pub script_mode: bool,
+    /// Latencies (there, back) and errors a script forces on the next requests.
+    pub forced: VecDeque<(u64, u64, Option<MdmError>)>,
     _dir: tempfile::TempDir,
 }
 
@@ -463,6 +465,7 @@ impl Sim {
         } else {
             AssignAt::Tap
         };
+        let (wipe_on_checkin, assign_at) = options.workflow.unwrap_or((wipe_on_checkin, assign_at));
         let intensity = if options.faults { rng.range(1, 3) } else { 0 };
         let faults = FaultRates {
             rate_limited: 8 * intensity,
@@ -543,6 +546,7 @@ impl Sim {
             violations: Vec::new(),
             stop: false,
             script_mode,
+            forced: VecDeque::new(),
             _dir: dir,
         };
         let summary = format!(
@@ -715,7 +719,8 @@ impl Sim {
         self.transcript.push_back(text);
     }
 
-    fn start_station(&mut self, st: usize, restart: bool) -> Result<(), SimError> {
+    /// Starts (or restarts) a station from its store, then reports what is docked.
+    pub fn start_station(&mut self, st: usize, restart: bool) -> Result<(), SimError> {
         let path = self.stations[st].path.clone();
         let mut store = BlockingStore::open(&path, Durability::ProcessCrashOnly)?;
         let persisted: Persisted = store.load()?;
@@ -914,6 +919,15 @@ impl Sim {
         let there = self.latency();
         let back = self.latency();
         self.line(format!("{} {} -> WS1 {}", self.clock(), self.stations[st].name, describe_req(&req)));
+        let (there, back) = match self.forced.pop_front() {
+            Some((there, back, Some(error))) => {
+                let res = error_res(&req, error);
+                self.schedule(there + back, Ev::Answer { st, epoch, req, res });
+                return;
+            }
+            Some((there, back, None)) => (there, back),
+            None => (there, back),
+        };
         if self.faults_on {
             let f = self.faults;
             let is_patch = matches!(&req, Req::Perform { action: MdmAction::AssignUser { .. } | MdmAction::AssignStagingUser, .. });
@@ -1079,7 +1093,9 @@ impl Sim {
         self.schedule(FLAP_WINDOW_MS, Ev::Dock { st, epoch, input });
     }
 
-    fn reboot(&mut self, phone: usize, st: usize, slot: usize, away: u64) {
+    /// A docked phone leaves the bus for `away` ms (a reboot, or a flap when shorter
+    /// than the loose-cable window) and comes back to the same slot.
+    pub fn reboot(&mut self, phone: usize, st: usize, slot: usize, away: u64) {
         self.phones[phone].gen += 1;
         let gen = self.phones[phone].gen;
         self.phones[phone].loc = Loc::Away { st, slot };
@@ -1264,6 +1280,9 @@ impl Sim {
                     offers.retain(|o| now <= o.at + 10 * RESERVATION_MS as u64);
                     offers.push(told.clone());
                     self.nurses[n].told = Some(told);
+                    if self.script_mode {
+                        return Ok(());
+                    }
                     let delay = if self.rng.chance(60) {
                         self.rng.range(40_000, 90_000)
                     } else {

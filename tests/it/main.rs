@@ -18,6 +18,7 @@ mod mdm;
 mod outbox;
 mod pcsc;
 mod pcsc_e2e;
+mod sim;
 mod store;
 mod terminal;
 mod tidy;
