@@ -337,7 +337,8 @@ fn simulate(seed: u64, seeds: u64, events: u64, verbose: bool) -> Result<(), Fai
         if verbose {
             options.observer = Some(Box::new(|line: &str| out(line)));
         }
-        let report = sim::run(options).map_err(|e| Failure::new(exit::SOFTWARE, anyhow::Error::from(e)))?;
+        let report =
+            sim::run(options).map_err(|e| Failure::new(exit::SOFTWARE, anyhow::Error::from(e)))?;
         total_events += report.events;
         total_checks += report.checks;
         let n_violations: u64 = report.counts.values().sum();
@@ -352,7 +353,11 @@ fn simulate(seed: u64, seeds: u64, events: u64, verbose: bool) -> Result<(), Fai
             out(&format!(
                 "\nVIOLATION seed {seed} invariant {} ({}, {} times): {}",
                 first.invariant.name(),
-                if first.enforced { "enforced" } else { "known open" },
+                if first.enforced {
+                    "enforced"
+                } else {
+                    "known open"
+                },
                 report.counts.get(&first.invariant).copied().unwrap_or(0),
                 first.detail
             ));

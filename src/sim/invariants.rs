@@ -111,7 +111,9 @@ impl Sim {
     pub fn available_means_confirmed(&self, st: usize, device: &DeviceKey) -> Vec<String> {
         let name = &self.stations[st].name;
         match self.ws1.device(device) {
-            None => vec![format!("station {name} offered {device}, which Workspace ONE does not know")],
+            None => vec![format!(
+                "station {name} offered {device}, which Workspace ONE does not know"
+            )],
             Some(d) if !d.staged => vec![format!(
                 "station {name} offered {device}, enrolled by {} and not through staging: not ours",
                 d.user
@@ -292,11 +294,22 @@ impl Sim {
             .chain(snapshot.events.first().map(|e| &e.text));
         texts
             .filter(|text| {
-                ["Username(", "DeviceKey {", "SlotLabel(", "Some(", "MdmError"]
-                    .iter()
-                    .any(|pattern| text.contains(pattern))
+                [
+                    "Username(",
+                    "DeviceKey {",
+                    "SlotLabel(",
+                    "Some(",
+                    "MdmError",
+                ]
+                .iter()
+                .any(|pattern| text.contains(pattern))
             })
-            .map(|text| format!("station {} shows debug text: {text}", self.stations[st].name))
+            .map(|text| {
+                format!(
+                    "station {} shows debug text: {text}",
+                    self.stations[st].name
+                )
+            })
             .collect()
     }
 
@@ -399,7 +412,11 @@ impl Sim {
             if !holder_matches {
                 let really = match phone.loc {
                     Loc::Docked { st: s, slot } | Loc::Away { st: s, slot } => {
-                        format!("it is docked at station {} slot {}", self.stations[s].name, slot + 1)
+                        format!(
+                            "it is docked at station {} slot {}",
+                            self.stations[s].name,
+                            slot + 1
+                        )
                     }
                     Loc::Held { by: Some(n), .. } => format!("{} holds it", self.nurses[n].display),
                     Loc::Held { by: None, .. } => "someone without a badge holds it".into(),
@@ -437,7 +454,10 @@ impl Sim {
                     slot.label,
                     slot.state,
                     slot.sync,
-                    slot.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+                    slot.note
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
                 ));
             }
         }

@@ -46,21 +46,96 @@ pub struct Scenario {
 
 /// Every scenario.
 pub const ALL: &[Scenario] = &[
-    Scenario { class: 1, name: "class01_personal_phone_wiped", catches: Invariant::WipeOnlyOurs, play: class01_personal_phone_wiped },
-    Scenario { class: 2, name: "class02_reboot_after_wipe_wipes_again", catches: Invariant::OneWipePerCheckIn, play: class02_reboot_after_wipe_wipes_again },
-    Scenario { class: 3, name: "class03_reboot_steals_the_reservation", catches: Invariant::NeverTheWrongPhone, play: class03_reboot_steals_the_reservation },
-    Scenario { class: 4, name: "class04_returned_at_the_other_cabinet", catches: Invariant::LoansMatchTheWorld, play: class04_returned_at_the_other_cabinet },
-    Scenario { class: 5, name: "class05_cancelled_in_flight", catches: Invariant::Agreement, play: class05_cancelled_in_flight },
-    Scenario { class: 6, name: "class06_retry_requeues_an_ended_loan", catches: Invariant::NeverTheWrongPhone, play: class06_retry_requeues_an_ended_loan },
-    Scenario { class: 7, name: "class07_refusal_overwritten", catches: Invariant::RefusalStaysReadable, play: class07_refusal_overwritten },
-    Scenario { class: 7, name: "class07_debug_text_on_screen", catches: Invariant::NoDebugTextOnScreen, play: class07_debug_text_on_screen },
-    Scenario { class: 8, name: "class08_username_case", catches: Invariant::UserMatchIgnoresCase, play: class08_username_case },
-    Scenario { class: 9, name: "class09_retap_keeps_the_old_deadline", catches: Invariant::HeldPhoneIsHers, play: class09_retap_keeps_the_old_deadline },
-    Scenario { class: 10, name: "class10_clock_step_forward_moves_a_reservation", catches: Invariant::NeverTheWrongPhone, play: class10_clock_step_forward_moves_a_reservation },
-    Scenario { class: 12, name: "class12_backoff_not_reset_after_outage", catches: Invariant::ConvergesAfterFaults, play: class12_backoff_not_reset_after_outage },
-    Scenario { class: 12, name: "class12_html_404_fails_for_good", catches: Invariant::Agreement, play: class12_html_404_fails_for_good },
-    Scenario { class: 13, name: "class13_store_without_its_wal", catches: Invariant::NothingLost, play: class13_store_without_its_wal },
-    Scenario { class: 13, name: "class13_empty_store", catches: Invariant::NothingLost, play: class13_empty_store },
+    Scenario {
+        class: 1,
+        name: "class01_personal_phone_wiped",
+        catches: Invariant::WipeOnlyOurs,
+        play: class01_personal_phone_wiped,
+    },
+    Scenario {
+        class: 2,
+        name: "class02_reboot_after_wipe_wipes_again",
+        catches: Invariant::OneWipePerCheckIn,
+        play: class02_reboot_after_wipe_wipes_again,
+    },
+    Scenario {
+        class: 3,
+        name: "class03_reboot_steals_the_reservation",
+        catches: Invariant::NeverTheWrongPhone,
+        play: class03_reboot_steals_the_reservation,
+    },
+    Scenario {
+        class: 4,
+        name: "class04_returned_at_the_other_cabinet",
+        catches: Invariant::LoansMatchTheWorld,
+        play: class04_returned_at_the_other_cabinet,
+    },
+    Scenario {
+        class: 5,
+        name: "class05_cancelled_in_flight",
+        catches: Invariant::Agreement,
+        play: class05_cancelled_in_flight,
+    },
+    Scenario {
+        class: 6,
+        name: "class06_retry_requeues_an_ended_loan",
+        catches: Invariant::NeverTheWrongPhone,
+        play: class06_retry_requeues_an_ended_loan,
+    },
+    Scenario {
+        class: 7,
+        name: "class07_refusal_overwritten",
+        catches: Invariant::RefusalStaysReadable,
+        play: class07_refusal_overwritten,
+    },
+    Scenario {
+        class: 7,
+        name: "class07_debug_text_on_screen",
+        catches: Invariant::NoDebugTextOnScreen,
+        play: class07_debug_text_on_screen,
+    },
+    Scenario {
+        class: 8,
+        name: "class08_username_case",
+        catches: Invariant::UserMatchIgnoresCase,
+        play: class08_username_case,
+    },
+    Scenario {
+        class: 9,
+        name: "class09_retap_keeps_the_old_deadline",
+        catches: Invariant::HeldPhoneIsHers,
+        play: class09_retap_keeps_the_old_deadline,
+    },
+    Scenario {
+        class: 10,
+        name: "class10_clock_step_forward_moves_a_reservation",
+        catches: Invariant::NeverTheWrongPhone,
+        play: class10_clock_step_forward_moves_a_reservation,
+    },
+    Scenario {
+        class: 12,
+        name: "class12_backoff_not_reset_after_outage",
+        catches: Invariant::ConvergesAfterFaults,
+        play: class12_backoff_not_reset_after_outage,
+    },
+    Scenario {
+        class: 12,
+        name: "class12_html_404_fails_for_good",
+        catches: Invariant::Agreement,
+        play: class12_html_404_fails_for_good,
+    },
+    Scenario {
+        class: 13,
+        name: "class13_store_without_its_wal",
+        catches: Invariant::NothingLost,
+        play: class13_store_without_its_wal,
+    },
+    Scenario {
+        class: 13,
+        name: "class13_empty_store",
+        catches: Invariant::NothingLost,
+        play: class13_empty_store,
+    },
 ];
 
 fn slot(n: usize) -> SlotLabel {
@@ -100,7 +175,11 @@ fn finish(mut sim: Sim) -> Result<Report, SimError> {
 /// whose check-in wipes: the station wipes it.
 pub fn class01_personal_phone_wiped() -> Result<Report, SimError> {
     let mut sim = start(true, AssignAt::Tap)?;
-    sim.phones[ERINS_IPHONE].loc = crate::sim::world::Loc::Held { by: Some(ERIN), from: B, as_told: false };
+    sim.phones[ERINS_IPHONE].loc = crate::sim::world::Loc::Held {
+        by: Some(ERIN),
+        from: B,
+        as_told: false,
+    };
     sim.return_phone(ERINS_IPHONE, Some((B, 4)))?;
     sim.advance(30_000)?;
     finish(sim)
@@ -155,7 +234,11 @@ pub fn class05_cancelled_in_flight() -> Result<Report, SimError> {
     sim.forced.push_back((6_000, 200, None));
     sim.tap(A, Some(ALICE))?;
     sim.advance(1_000)?;
-    sim.input(A, Input::Admin(AdminCommand::CancelReservation { slot: slot(1) }), None)?;
+    sim.input(
+        A,
+        Input::Admin(AdminCommand::CancelReservation { slot: slot(1) }),
+        None,
+    )?;
     sim.advance(30_000)?;
     finish(sim)
 }
@@ -261,7 +344,8 @@ pub fn class12_html_404_fails_for_good() -> Result<Report, SimError> {
         error_code: None,
         message: "an HTML page: 404 Not Found (load balancer)".into(),
     };
-    sim.forced.push_back((REQUEST_TIMEOUT_MS / 2, 100, Some(html)));
+    sim.forced
+        .push_back((REQUEST_TIMEOUT_MS / 2, 100, Some(html)));
     sim.tap(A, Some(ALICE))?;
     sim.advance(500)?;
     sim.take_as_told(ALICE)?;

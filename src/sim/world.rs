@@ -438,7 +438,11 @@ impl Sim {
         for index in 0..9 {
             let key = DeviceKey::apple_from_usb_serial(&format!("00008110{:016X}", 0xA000 + index));
             ws1.add_device(&key, &format!("Ward iPhone {}", index + 1), STAGING, true);
-            let (st, slot) = if index < 6 { (0, index) } else { (1, index - 6) };
+            let (st, slot) = if index < 6 {
+                (0, index)
+            } else {
+                (1, index - 6)
+            };
             phones.push(Phone {
                 key,
                 ours: true,
@@ -450,7 +454,12 @@ impl Sim {
         for (index, owner) in [(0usize, 0usize), (1, 4)] {
             let key = DeviceKey::apple_from_usb_serial(&format!("00008120{:016X}", 0xB000 + index));
             let owner_name = nurses[owner].dir_name.clone();
-            ws1.add_device(&key, &format!("{}'s iPhone", nurses[owner].display), &owner_name, false);
+            ws1.add_device(
+                &key,
+                &format!("{}'s iPhone", nurses[owner].display),
+                &owner_name,
+                false,
+            );
             phones.push(Phone {
                 key,
                 ours: false,
@@ -501,7 +510,10 @@ impl Sim {
                 overdue_ms: 12 * 3_600_000,
                 failure_threshold: 3,
                 checkout_steps: BTreeMap::from([
-                    (Platform::Apple, vec![WorkflowStep::AssignUser, sync.clone()]),
+                    (
+                        Platform::Apple,
+                        vec![WorkflowStep::AssignUser, sync.clone()],
+                    ),
                     (Platform::Android, vec![sync.clone()]),
                 ]),
                 checkin_steps: BTreeMap::from([
@@ -552,7 +564,11 @@ impl Sim {
         let summary = format!(
             "seed {}: check-in {}, assign at {}, fault intensity {intensity}",
             sim.options.seed,
-            if wipe_on_checkin { "wipes" } else { "assigns the staging user" },
+            if wipe_on_checkin {
+                "wipes"
+            } else {
+                "assigns the staging user"
+            },
             match assign_at {
                 AssignAt::Tap => "tap",
                 AssignAt::Undock => "undock",
@@ -619,7 +635,10 @@ impl Sim {
         self.faults_on = false;
         self.outage_until = self.outage_until.min(self.now);
         self.quiet = true;
-        self.line(format!("{} quiet point: faults off, world still", self.clock()));
+        self.line(format!(
+            "{} quiet point: faults off, world still",
+            self.clock()
+        ));
         let until = self.now + QUIET_MS;
         // Stations that are down come back.
         self.run_until(until, u64::MAX)?;
@@ -643,35 +662,79 @@ impl Sim {
             Ev::Return { phone } => self.return_phone(phone, None)?,
             Ev::PersonalLeave { phone } => {
                 if let Loc::Docked { st, slot } = self.phones[phone].loc {
-                    self.line(format!("{} personal phone {} taken home from {}:{}", self.clock(), short(&self.phones[phone].key), self.stations[st].name, slot + 1));
+                    self.line(format!(
+                        "{} personal phone {} taken home from {}:{}",
+                        self.clock(),
+                        short(&self.phones[phone].key),
+                        self.stations[st].name,
+                        slot + 1
+                    ));
                     self.phones[phone].loc = Loc::Home;
-                    self.dock_report(st, Input::Undocked { slot: slot_label(slot), device: self.phones[phone].key.clone() });
+                    self.dock_report(
+                        st,
+                        Input::Undocked {
+                            slot: slot_label(slot),
+                            device: self.phones[phone].key.clone(),
+                        },
+                    );
                 }
             }
             Ev::UsbBack { phone, gen } => {
                 if let Loc::Away { st, slot } = self.phones[phone].loc {
                     if self.phones[phone].gen == gen {
                         self.phones[phone].loc = Loc::Docked { st, slot };
-                        self.line(format!("{} {} back on USB in {}:{}", self.clock(), short(&self.phones[phone].key), self.stations[st].name, slot + 1));
-                        self.dock_report(st, Input::Docked { slot: slot_label(slot), device: self.phones[phone].key.clone() });
+                        self.line(format!(
+                            "{} {} back on USB in {}:{}",
+                            self.clock(),
+                            short(&self.phones[phone].key),
+                            self.stations[st].name,
+                            slot + 1
+                        ));
+                        self.dock_report(
+                            st,
+                            Input::Docked {
+                                slot: slot_label(slot),
+                                device: self.phones[phone].key.clone(),
+                            },
+                        );
                     }
                 }
             }
             Ev::Dock { st, epoch, input } => {
                 if self.stations[st].epoch == epoch && self.stations[st].engine.is_some() {
-                    self.line(format!("{} {} dock: {}", self.clock(), self.stations[st].name, describe_input(&input)));
+                    self.line(format!(
+                        "{} {} dock: {}",
+                        self.clock(),
+                        self.stations[st].name,
+                        describe_input(&input)
+                    ));
                     self.input(st, input, None)?;
                 }
             }
             Ev::Reenrol { phone } => {
                 let key = self.phones[phone].key.clone();
-                self.line(format!("{} WS1: {} re-enrolled to the staging user", self.clock(), short(&key)));
+                self.line(format!(
+                    "{} WS1: {} re-enrolled to the staging user",
+                    self.clock(),
+                    short(&key)
+                ));
                 self.ws1.reenrol(&key);
             }
-            Ev::Arrive { st, epoch, req, answer_at } => self.arrive(st, epoch, req, answer_at)?,
-            Ev::Answer { st, epoch, req, res } => self.answer(st, epoch, req, res)?,
+            Ev::Arrive {
+                st,
+                epoch,
+                req,
+                answer_at,
+            } => self.arrive(st, epoch, req, answer_at)?,
+            Ev::Answer {
+                st,
+                epoch,
+                req,
+                res,
+            } => self.answer(st, epoch, req, res)?,
             Ev::Tick { st } => {
-                if self.stations[st].tick_at == Some(self.now) && self.stations[st].engine.is_some() {
+                if self.stations[st].tick_at == Some(self.now) && self.stations[st].engine.is_some()
+                {
                     self.stations[st].tick_at = None;
                     self.input(st, Input::Tick, None)?;
                 } else {
@@ -679,7 +742,8 @@ impl Sim {
                 }
             }
             Ev::Poll { st } => {
-                if self.stations[st].poll_at == Some(self.now) && self.stations[st].engine.is_some() {
+                if self.stations[st].poll_at == Some(self.now) && self.stations[st].engine.is_some()
+                {
                     self.stations[st].poll_at = None;
                     self.poll(st)?;
                 } else {
@@ -752,7 +816,11 @@ impl Sim {
             "{} {} {}",
             self.clock(),
             self.stations[st].name,
-            if restart { "restarts from its store" } else { "starts" }
+            if restart {
+                "restarts from its store"
+            } else {
+                "starts"
+            }
         ));
         self.effects(st, effects, None)?;
         let present: Vec<(SlotLabel, DeviceKey)> = self
@@ -806,13 +874,22 @@ impl Sim {
         } else {
             ""
         };
-        self.line(format!("{} {} kill -9{how}", self.clock(), self.stations[st].name));
+        self.line(format!(
+            "{} {} kill -9{how}",
+            self.clock(),
+            self.stations[st].name
+        ));
         Ok(())
     }
 
     /// Hands one input to a station's engine and performs its effects; `actor` is the
     /// nurse whose tap this is.
-    pub fn input(&mut self, st: usize, input: Input, actor: Option<usize>) -> Result<Option<TapDecision>, SimError> {
+    pub fn input(
+        &mut self,
+        st: usize,
+        input: Input,
+        actor: Option<usize>,
+    ) -> Result<Option<TapDecision>, SimError> {
         let now = self.wall(st);
         let Some(engine) = self.stations[st].engine.as_mut() else {
             return Ok(None);
@@ -823,7 +900,12 @@ impl Sim {
         Ok(decision)
     }
 
-    fn effects(&mut self, st: usize, effects: Vec<Effect>, actor: Option<usize>) -> Result<Option<TapDecision>, SimError> {
+    fn effects(
+        &mut self,
+        st: usize,
+        effects: Vec<Effect>,
+        actor: Option<usize>,
+    ) -> Result<Option<TapDecision>, SimError> {
         let now = self.wall(st);
         let mut decision = None;
         let mut offered = Vec::new();
@@ -891,8 +973,26 @@ impl Sim {
         let wake = station.driver.next_wake(store, now)?;
         for send in sends {
             let req = match send {
-                Send::Perform { id, device, action, attempts } => Req::Perform { id, device, action, attempts },
-                Send::WipeCheck { id, device, attempts } => Req::WipeCheck { id, device, attempts },
+                Send::Perform {
+                    id,
+                    device,
+                    action,
+                    attempts,
+                } => Req::Perform {
+                    id,
+                    device,
+                    action,
+                    attempts,
+                },
+                Send::WipeCheck {
+                    id,
+                    device,
+                    attempts,
+                } => Req::WipeCheck {
+                    id,
+                    device,
+                    attempts,
+                },
             };
             self.check_never_the_wrong_phone(st, &req);
             self.send(st, req);
@@ -918,11 +1018,24 @@ impl Sim {
         let epoch = self.stations[st].epoch;
         let there = self.latency();
         let back = self.latency();
-        self.line(format!("{} {} -> WS1 {}", self.clock(), self.stations[st].name, describe_req(&req)));
+        self.line(format!(
+            "{} {} -> WS1 {}",
+            self.clock(),
+            self.stations[st].name,
+            describe_req(&req)
+        ));
         let (there, back) = match self.forced.pop_front() {
             Some((there, back, Some(error))) => {
                 let res = error_res(&req, error);
-                self.schedule(there + back, Ev::Answer { st, epoch, req, res });
+                self.schedule(
+                    there + back,
+                    Ev::Answer {
+                        st,
+                        epoch,
+                        req,
+                        res,
+                    },
+                );
                 return;
             }
             Some((there, back, None)) => (there, back),
@@ -930,7 +1043,13 @@ impl Sim {
         };
         if self.faults_on {
             let f = self.faults;
-            let is_patch = matches!(&req, Req::Perform { action: MdmAction::AssignUser { .. } | MdmAction::AssignStagingUser, .. });
+            let is_patch = matches!(
+                &req,
+                Req::Perform {
+                    action: MdmAction::AssignUser { .. } | MdmAction::AssignStagingUser,
+                    ..
+                }
+            );
             let roll = self.rng.weighted(&[
                 f.rate_limited,
                 f.server_error,
@@ -938,7 +1057,14 @@ impl Sim {
                 f.timeout_applied,
                 f.timeout_lost,
                 if is_patch { f.refused_patch } else { 0 },
-                1000u64.saturating_sub(f.rate_limited + f.server_error + f.html_404 + f.timeout_applied + f.timeout_lost + f.refused_patch),
+                1000u64.saturating_sub(
+                    f.rate_limited
+                        + f.server_error
+                        + f.html_404
+                        + f.timeout_applied
+                        + f.timeout_lost
+                        + f.refused_patch,
+                ),
             ]);
             let operation = describe_req(&req);
             let forced = match roll {
@@ -959,14 +1085,38 @@ impl Sim {
                     message: "an HTML page: 404 Not Found (load balancer)".into(),
                 }),
                 3 => {
-                    self.schedule(there, Ev::Arrive { st, epoch, req: req.clone(), answer_at: None });
+                    self.schedule(
+                        there,
+                        Ev::Arrive {
+                            st,
+                            epoch,
+                            req: req.clone(),
+                            answer_at: None,
+                        },
+                    );
                     let res = timeout_res(&req);
-                    self.schedule(REQUEST_TIMEOUT_MS, Ev::Answer { st, epoch, req, res });
+                    self.schedule(
+                        REQUEST_TIMEOUT_MS,
+                        Ev::Answer {
+                            st,
+                            epoch,
+                            req,
+                            res,
+                        },
+                    );
                     return;
                 }
                 4 => {
                     let res = timeout_res(&req);
-                    self.schedule(REQUEST_TIMEOUT_MS, Ev::Answer { st, epoch, req, res });
+                    self.schedule(
+                        REQUEST_TIMEOUT_MS,
+                        Ev::Answer {
+                            st,
+                            epoch,
+                            req,
+                            res,
+                        },
+                    );
                     return;
                 }
                 5 => Some(MdmError::Rejected {
@@ -979,23 +1129,61 @@ impl Sim {
             };
             if let Some(error) = forced {
                 let res = error_res(&req, error);
-                self.schedule(there + back, Ev::Answer { st, epoch, req, res });
+                self.schedule(
+                    there + back,
+                    Ev::Answer {
+                        st,
+                        epoch,
+                        req,
+                        res,
+                    },
+                );
                 return;
             }
         }
         if there + back > REQUEST_TIMEOUT_MS {
             if there < REQUEST_TIMEOUT_MS {
-                self.schedule(there, Ev::Arrive { st, epoch, req: req.clone(), answer_at: None });
+                self.schedule(
+                    there,
+                    Ev::Arrive {
+                        st,
+                        epoch,
+                        req: req.clone(),
+                        answer_at: None,
+                    },
+                );
             }
             let res = timeout_res(&req);
-            self.schedule(REQUEST_TIMEOUT_MS, Ev::Answer { st, epoch, req, res });
+            self.schedule(
+                REQUEST_TIMEOUT_MS,
+                Ev::Answer {
+                    st,
+                    epoch,
+                    req,
+                    res,
+                },
+            );
         } else {
             let answer_at = self.now + there + back;
-            self.schedule(there, Ev::Arrive { st, epoch, req, answer_at: Some(answer_at) });
+            self.schedule(
+                there,
+                Ev::Arrive {
+                    st,
+                    epoch,
+                    req,
+                    answer_at: Some(answer_at),
+                },
+            );
         }
     }
 
-    fn arrive(&mut self, st: usize, epoch: u64, req: Req, answer_at: Option<u64>) -> Result<(), SimError> {
+    fn arrive(
+        &mut self,
+        st: usize,
+        epoch: u64,
+        req: Req,
+        answer_at: Option<u64>,
+    ) -> Result<(), SimError> {
         let res = if self.now < self.outage_until {
             let error = MdmError::Unreachable {
                 operation: describe_req(&req),
@@ -1005,7 +1193,8 @@ impl Sim {
         } else {
             match &req {
                 Req::Perform { device, action, .. } => {
-                    if matches!(action, MdmAction::Command { command } if !command.is_idempotent()) {
+                    if matches!(action, MdmAction::Command { command } if !command.is_idempotent())
+                    {
                         self.check_wipe(st, device);
                     }
                     let result = self.ws1.perform(device, action);
@@ -1030,7 +1219,15 @@ impl Sim {
             }
         };
         if let Some(at) = answer_at {
-            self.schedule_at(at, Ev::Answer { st, epoch, req, res });
+            self.schedule_at(
+                at,
+                Ev::Answer {
+                    st,
+                    epoch,
+                    req,
+                    res,
+                },
+            );
         }
         Ok(())
     }
@@ -1053,7 +1250,13 @@ impl Sim {
             return Ok(());
         }
         let now = self.wall(st);
-        self.line(format!("{} {} <- WS1 {}: {}", self.clock(), self.stations[st].name, describe_req(&req), describe_res(&res)));
+        self.line(format!(
+            "{} {} <- WS1 {}: {}",
+            self.clock(),
+            self.stations[st].name,
+            describe_req(&req),
+            describe_res(&res)
+        ));
         self.check_user_match(&req, &res);
         let inputs = match (req, res) {
             (Req::Identify { device }, Res::Info(result)) => vec![Input::DeviceIdentified {
@@ -1063,20 +1266,26 @@ impl Sim {
             (Req::Perform { id, attempts, .. }, Res::Done(result)) => {
                 let station = &mut self.stations[st];
                 match station.store.as_mut() {
-                    Some(store) => station.driver.settle_perform(store, now, id, attempts, result)?,
+                    Some(store) => station
+                        .driver
+                        .settle_perform(store, now, id, attempts, result)?,
                     None => Vec::new(),
                 }
             }
             (Req::WipeCheck { id, attempts, .. }, Res::Wipe(result)) => {
                 let station = &mut self.stations[st];
                 match station.store.as_mut() {
-                    Some(store) => station.driver.settle_wipe_check(store, now, id, attempts, result)?,
+                    Some(store) => station
+                        .driver
+                        .settle_wipe_check(store, now, id, attempts, result)?,
                     None => Vec::new(),
                 }
             }
             _ => Vec::new(),
         };
-        let outbox = inputs.iter().any(|i| matches!(i, Input::ActionSettled { .. }));
+        let outbox = inputs
+            .iter()
+            .any(|i| matches!(i, Input::ActionSettled { .. }));
         for input in inputs {
             self.input(st, input, None)?;
         }
@@ -1099,9 +1308,22 @@ impl Sim {
         self.phones[phone].gen += 1;
         let gen = self.phones[phone].gen;
         self.phones[phone].loc = Loc::Away { st, slot };
-        self.line(format!("{} {} off USB for {} s in {}:{}", self.clock(), short(&self.phones[phone].key), away / 1000, self.stations[st].name, slot + 1));
+        self.line(format!(
+            "{} {} off USB for {} s in {}:{}",
+            self.clock(),
+            short(&self.phones[phone].key),
+            away / 1000,
+            self.stations[st].name,
+            slot + 1
+        ));
         if away >= FLAP_WINDOW_MS {
-            self.dock_report(st, Input::Undocked { slot: slot_label(slot), device: self.phones[phone].key.clone() });
+            self.dock_report(
+                st,
+                Input::Undocked {
+                    slot: slot_label(slot),
+                    device: self.phones[phone].key.clone(),
+                },
+            );
         }
         self.schedule(away, Ev::UsbBack { phone, gen });
     }
@@ -1126,18 +1348,18 @@ impl Sim {
         let f = self.faults;
         let on = self.faults_on;
         let weights = [
-            40,                              // 0 tap
-            4,                               // 1 re-tap
-            6,                               // 2 reboot or flap
-            3,                               // 3 move
-            2,                               // 4 personal phone docked
-            2,                               // 5 taken without a tap
-            2,                               // 6 admin retry
-            2,                               // 7 admin cancel
-            if on { f.kill } else { 0 },     // 8 kill -9
-            if on { f.outage } else { 0 },   // 9 outage
+            40,                                // 0 tap
+            4,                                 // 1 re-tap
+            6,                                 // 2 reboot or flap
+            3,                                 // 3 move
+            2,                                 // 4 personal phone docked
+            2,                                 // 5 taken without a tap
+            2,                                 // 6 admin retry
+            2,                                 // 7 admin cancel
+            if on { f.kill } else { 0 },       // 8 kill -9
+            if on { f.outage } else { 0 },     // 9 outage
             if on { f.clock_step } else { 0 }, // 10 clock step
-            3,                               // 11 unknown badge
+            3,                                 // 11 unknown badge
         ];
         match self.rng.weighted(&weights) {
             0 => {
@@ -1151,7 +1373,9 @@ impl Sim {
                 self.tap(st, Some(nurse))?;
             }
             1 => {
-                let told: Vec<usize> = (0..self.nurses.len()).filter(|n| self.nurses[*n].told.is_some()).collect();
+                let told: Vec<usize> = (0..self.nurses.len())
+                    .filter(|n| self.nurses[*n].told.is_some())
+                    .collect();
                 if let Some(nurse) = self.rng.pick(&told) {
                     if let Some(st) = self.nurses[nurse].told.as_ref().map(|t| t.st) {
                         self.tap(st, Some(nurse))?;
@@ -1159,10 +1383,16 @@ impl Sim {
                 }
             }
             2 => {
-                let docked: Vec<usize> = (0..self.phones.len()).filter(|p| matches!(self.phones[*p].loc, Loc::Docked { .. })).collect();
+                let docked: Vec<usize> = (0..self.phones.len())
+                    .filter(|p| matches!(self.phones[*p].loc, Loc::Docked { .. }))
+                    .collect();
                 if let Some(phone) = self.rng.pick(&docked) {
                     if let Loc::Docked { st, slot } = self.phones[phone].loc {
-                        let away = if self.rng.chance(400) { self.rng.range(200, FLAP_WINDOW_MS - 1) } else { self.rng.range(3_000, 90_000) };
+                        let away = if self.rng.chance(400) {
+                            self.rng.range(200, FLAP_WINDOW_MS - 1)
+                        } else {
+                            self.rng.range(3_000, 90_000)
+                        };
                         self.reboot(phone, st, slot, away);
                     }
                 }
@@ -1174,26 +1404,59 @@ impl Sim {
                 if let (Some(phone), Some(to)) = (self.rng.pick(&docked), self.rng.pick(&empty)) {
                     if let Loc::Docked { slot: from, .. } = self.phones[phone].loc {
                         self.phones[phone].loc = Loc::Docked { st, slot: to };
-                        self.line(format!("{} {} moved {}:{} -> {}:{}", self.clock(), short(&self.phones[phone].key), self.stations[st].name, from + 1, self.stations[st].name, to + 1));
-                        self.dock_report(st, Input::Moved { from: slot_label(from), to: slot_label(to), device: self.phones[phone].key.clone() });
+                        self.line(format!(
+                            "{} {} moved {}:{} -> {}:{}",
+                            self.clock(),
+                            short(&self.phones[phone].key),
+                            self.stations[st].name,
+                            from + 1,
+                            self.stations[st].name,
+                            to + 1
+                        ));
+                        self.dock_report(
+                            st,
+                            Input::Moved {
+                                from: slot_label(from),
+                                to: slot_label(to),
+                                device: self.phones[phone].key.clone(),
+                            },
+                        );
                     }
                 }
             }
             4 => {
-                let home: Vec<usize> = (0..self.phones.len()).filter(|p| self.phones[*p].loc == Loc::Home).collect();
+                let home: Vec<usize> = (0..self.phones.len())
+                    .filter(|p| self.phones[*p].loc == Loc::Home)
+                    .collect();
                 let st = self.rng.below(2);
                 let empty = self.empty_slots(st);
                 if let (Some(phone), Some(slot)) = (self.rng.pick(&home), self.rng.pick(&empty)) {
                     self.phones[phone].loc = Loc::Docked { st, slot };
-                    self.line(format!("{} personal phone {} docked in {}:{}", self.clock(), short(&self.phones[phone].key), self.stations[st].name, slot + 1));
-                    self.dock_report(st, Input::Docked { slot: slot_label(slot), device: self.phones[phone].key.clone() });
+                    self.line(format!(
+                        "{} personal phone {} docked in {}:{}",
+                        self.clock(),
+                        short(&self.phones[phone].key),
+                        self.stations[st].name,
+                        slot + 1
+                    ));
+                    self.dock_report(
+                        st,
+                        Input::Docked {
+                            slot: slot_label(slot),
+                            device: self.phones[phone].key.clone(),
+                        },
+                    );
                     let stay = self.rng.range(20_000, 300_000);
                     self.schedule(stay, Ev::PersonalLeave { phone });
                 }
             }
             5 => {
                 let st = self.rng.below(2);
-                let docked: Vec<usize> = self.docked(st).into_iter().filter(|p| self.phones[*p].ours).collect();
+                let docked: Vec<usize> = self
+                    .docked(st)
+                    .into_iter()
+                    .filter(|p| self.phones[*p].ours)
+                    .collect();
                 if let Some(phone) = self.rng.pick(&docked) {
                     self.take(phone, None)?;
                 }
@@ -1202,12 +1465,21 @@ impl Sim {
                 let st = self.rng.below(2);
                 let slot = self.rng.below(SLOTS);
                 let command = if self.rng.chance(500) {
-                    AdminCommand::Retry { slot: slot_label(slot) }
+                    AdminCommand::Retry {
+                        slot: slot_label(slot),
+                    }
                 } else {
-                    AdminCommand::CancelReservation { slot: slot_label(slot) }
+                    AdminCommand::CancelReservation {
+                        slot: slot_label(slot),
+                    }
                 };
                 if self.stations[st].engine.is_some() {
-                    self.line(format!("{} {} admin {:?}", self.clock(), self.stations[st].name, command));
+                    self.line(format!(
+                        "{} {} admin {:?}",
+                        self.clock(),
+                        self.stations[st].name,
+                        command
+                    ));
                     self.input(st, Input::Admin(command), None)?;
                 }
             }
@@ -1224,13 +1496,25 @@ impl Sim {
             9 => {
                 let length = self.rng.range(10_000, 300_000);
                 self.outage_until = self.outage_until.max(self.now + length);
-                self.line(format!("{} WS1 outage for {} s", self.clock(), length / 1000));
+                self.line(format!(
+                    "{} WS1 outage for {} s",
+                    self.clock(),
+                    length / 1000
+                ));
             }
             10 => {
                 let st = self.rng.below(2);
-                let step = self.rng.pick(&[-3_600_000i64, -600_000, 600_000, 3_600_000]).unwrap_or(0);
+                let step = self
+                    .rng
+                    .pick(&[-3_600_000i64, -600_000, 600_000, 3_600_000])
+                    .unwrap_or(0);
                 self.stations[st].wall_offset += step;
-                self.line(format!("{} {} wall clock steps {:+} s", self.clock(), self.stations[st].name, step / 1000));
+                self.line(format!(
+                    "{} {} wall clock steps {:+} s",
+                    self.clock(),
+                    self.stations[st].name,
+                    step / 1000
+                ));
             }
             _ => {
                 let st = self.rng.below(2);
@@ -1261,9 +1545,17 @@ impl Sim {
                     nurse.display.clone(),
                 )
             }
-            None => ("99990000".to_string(), Resolution::Unknown, "an unknown badge".to_string()),
+            None => (
+                "99990000".to_string(),
+                Resolution::Unknown,
+                "an unknown badge".to_string(),
+            ),
         };
-        self.line(format!("{} {} tap: {who}", self.clock(), self.stations[st].name));
+        self.line(format!(
+            "{} {} tap: {who}",
+            self.clock(),
+            self.stations[st].name
+        ));
         let input = Input::Tap {
             reader: ReaderName::new("reader"),
             badge: BadgeNumber::new(badge),
@@ -1273,8 +1565,18 @@ impl Sim {
         if let (Some(n), Some(decision)) = (nurse, decision) {
             match decision {
                 TapDecision::TakeSlot { slot, device, .. } => {
-                    self.line(format!("{} {} tells {who}: take slot {slot} ({})", self.clock(), self.stations[st].name, short(&device)));
-                    let told = Told { st, device, slot, at: self.now };
+                    self.line(format!(
+                        "{} {} tells {who}: take slot {slot} ({})",
+                        self.clock(),
+                        self.stations[st].name,
+                        short(&device)
+                    ));
+                    let told = Told {
+                        st,
+                        device,
+                        slot,
+                        at: self.now,
+                    };
                     let now = self.now;
                     let offers = &mut self.nurses[n].offers;
                     offers.retain(|o| now <= o.at + 10 * RESERVATION_MS as u64);
@@ -1291,7 +1593,11 @@ impl Sim {
                     self.schedule(delay, Ev::NurseAct { nurse: n });
                 }
                 TapDecision::Refused { reason } => {
-                    self.line(format!("{} {} refuses {who}: {reason}", self.clock(), self.stations[st].name));
+                    self.line(format!(
+                        "{} {} refuses {who}: {reason}",
+                        self.clock(),
+                        self.stations[st].name
+                    ));
                 }
                 TapDecision::EnrollmentApproved { .. } => {}
             }
@@ -1310,10 +1616,15 @@ impl Sim {
         // She reads the main line first.
         let upper = self.nurses[n].display.to_uppercase();
         let warned = self.stations[told.st].snapshot.as_ref().is_some_and(|s| {
-            s.instruction.headline.contains(&upper) && s.instruction.headline.contains("DO NOT TAKE")
+            s.instruction.headline.contains(&upper)
+                && s.instruction.headline.contains("DO NOT TAKE")
         });
         if warned {
-            self.line(format!("{} {} reads DO NOT TAKE and leaves", self.clock(), self.nurses[n].display));
+            self.line(format!(
+                "{} {} reads DO NOT TAKE and leaves",
+                self.clock(),
+                self.nurses[n].display
+            ));
             self.nurses[n].told = None;
             return Ok(());
         }
@@ -1330,7 +1641,11 @@ impl Sim {
                         return Ok(());
                     }
                 }
-                self.line(format!("{} {} finds no phone to take", self.clock(), self.nurses[n].display));
+                self.line(format!(
+                    "{} {} finds no phone to take",
+                    self.clock(),
+                    self.nurses[n].display
+                ));
                 self.nurses[n].told = None;
             }
             1 => {
@@ -1345,7 +1660,11 @@ impl Sim {
                 }
             }
             _ => {
-                self.line(format!("{} {} walks away without a phone", self.clock(), self.nurses[n].display));
+                self.line(format!(
+                    "{} {} walks away without a phone",
+                    self.clock(),
+                    self.nurses[n].display
+                ));
                 self.nurses[n].told = None;
             }
         }
@@ -1359,11 +1678,14 @@ impl Sim {
         };
         let key = self.phones[phone].key.clone();
         let as_told = by.is_some_and(|n| {
-            self.nurses[n].told.as_ref().is_some_and(|t| {
-                t.device == key && self.now <= t.at + RESERVATION_MS as u64
-            })
+            self.nurses[n]
+                .told
+                .as_ref()
+                .is_some_and(|t| t.device == key && self.now <= t.at + RESERVATION_MS as u64)
         });
-        let who = by.map(|n| self.nurses[n].display.clone()).unwrap_or_else(|| "someone without a tap".into());
+        let who = by
+            .map(|n| self.nurses[n].display.clone())
+            .unwrap_or_else(|| "someone without a tap".into());
         self.line(format!(
             "{} {who} takes {} from {}:{}{}",
             self.clock(),
@@ -1372,19 +1694,33 @@ impl Sim {
             slot + 1,
             if as_told { " as told" } else { "" }
         ));
-        self.phones[phone].loc = Loc::Held { by, from: st, as_told };
+        self.phones[phone].loc = Loc::Held {
+            by,
+            from: st,
+            as_told,
+        };
         if let Some(n) = by {
             self.nurses[n].holds = Some(phone);
             self.nurses[n].told = None;
         }
-        self.dock_report(st, Input::Undocked { slot: slot_label(slot), device: key });
+        self.dock_report(
+            st,
+            Input::Undocked {
+                slot: slot_label(slot),
+                device: key,
+            },
+        );
         let keep = self.rng.range(60_000, 1_800_000);
         self.schedule(keep, Ev::Return { phone });
         Ok(())
     }
 
     /// Whoever holds `phone` docks it: at `at` (station, slot) or where the world picks.
-    pub fn return_phone(&mut self, phone: usize, at: Option<(usize, usize)>) -> Result<(), SimError> {
+    pub fn return_phone(
+        &mut self,
+        phone: usize,
+        at: Option<(usize, usize)>,
+    ) -> Result<(), SimError> {
         let Loc::Held { by, from, .. } = self.phones[phone].loc else {
             return Ok(());
         };
@@ -1407,14 +1743,30 @@ impl Sim {
         }
         self.phones[phone].loc = Loc::Docked { st, slot };
         let key = self.phones[phone].key.clone();
-        self.line(format!("{} {} docked in {}:{}", self.clock(), short(&key), self.stations[st].name, slot + 1));
-        self.dock_report(st, Input::Docked { slot: slot_label(slot), device: key });
+        self.line(format!(
+            "{} {} docked in {}:{}",
+            self.clock(),
+            short(&key),
+            self.stations[st].name,
+            slot + 1
+        ));
+        self.dock_report(
+            st,
+            Input::Docked {
+                slot: slot_label(slot),
+                device: key,
+            },
+        );
         Ok(())
     }
 
     /// Records a violation; an enforced invariant stops the run.
     pub fn violation(&mut self, invariant: Invariant, detail: String) {
-        self.line(format!("{} VIOLATION {}: {detail}", self.clock(), invariant.name()));
+        self.line(format!(
+            "{} VIOLATION {}: {detail}",
+            self.clock(),
+            invariant.name()
+        ));
         let enforced = self.options.enforced.contains(&invariant);
         let first = !self.violations.iter().any(|v| v.invariant == invariant);
         self.violations.push(Violation {
@@ -1468,7 +1820,15 @@ fn error_res(req: &Req, error: MdmError) -> Res {
 
 /// The last six characters of a device id, for transcripts.
 pub fn short(key: &DeviceKey) -> String {
-    let tail: String = key.id.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = key
+        .id
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     format!("phone…{tail}")
 }
 
@@ -1479,13 +1839,20 @@ fn short_error(error: &MdmError) -> String {
 
 fn describe_req(req: &Req) -> String {
     match req {
-        Req::Perform { id, device, action, attempts } => format!(
+        Req::Perform {
+            id,
+            device,
+            action,
+            attempts,
+        } => format!(
             "#{} {} {} (try {attempts})",
             id.0,
             crate::checkout::describe_action(action),
             short(device)
         ),
-        Req::WipeCheck { id, device, .. } => format!("#{} is a wipe pending on {}?", id.0, short(device)),
+        Req::WipeCheck { id, device, .. } => {
+            format!("#{} is a wipe pending on {}?", id.0, short(device))
+        }
         Req::Identify { device } => format!("look up {}", short(device)),
     }
 }
@@ -1496,8 +1863,15 @@ fn describe_res(res: &Res) -> String {
         Res::Wipe(Ok(false)) => "no wipe pending".into(),
         Res::Info(Ok(info)) => format!(
             "user {}{}",
-            info.enrollment_user.as_ref().map(|u| u.as_str()).unwrap_or("-"),
-            if info.wipe_pending { ", wipe pending" } else { "" }
+            info.enrollment_user
+                .as_ref()
+                .map(|u| u.as_str())
+                .unwrap_or("-"),
+            if info.wipe_pending {
+                ", wipe pending"
+            } else {
+                ""
+            }
         ),
         Res::Done(Err(e)) | Res::Wipe(Err(e)) | Res::Info(Err(e)) => short_error(e),
     }
@@ -1507,7 +1881,9 @@ fn describe_input(input: &Input) -> String {
     match input {
         Input::Docked { slot, device } => format!("{} docked in slot {slot}", short(device)),
         Input::Undocked { slot, device } => format!("{} left slot {slot}", short(device)),
-        Input::Moved { from, to, device } => format!("{} moved from slot {from} to {to}", short(device)),
+        Input::Moved { from, to, device } => {
+            format!("{} moved from slot {from} to {to}", short(device))
+        }
         other => format!("{other:?}").chars().take(80).collect(),
     }
 }

@@ -32,7 +32,10 @@ fn ci_seeds_hold_the_enforced_invariants() {
             .collect();
         assert!(enforced.is_empty(), "{}", enforced.join("\n\n"));
     }
-    assert!(events >= CI_EVENTS * 4, "the seeds ran only {events} events");
+    assert!(
+        events >= CI_EVENTS * 4,
+        "the seeds ran only {events} events"
+    );
     assert!(checks > 1_000, "only {checks} invariant checks were made");
 }
 
@@ -42,7 +45,9 @@ fn a_seed_replays_line_for_line() {
         let collected = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         let sink = std::rc::Rc::clone(&collected);
         let mut options = Options::random(seed, 3_000);
-        options.observer = Some(Box::new(move |line: &str| sink.borrow_mut().push(line.to_string())));
+        options.observer = Some(Box::new(move |line: &str| {
+            sink.borrow_mut().push(line.to_string())
+        }));
         let report = sim::run(options).expect("the simulator runs");
         let lines = collected.borrow().clone();
         (lines, report.events, report.counts)
@@ -64,9 +69,21 @@ fn regression(name: &str) {
         let details: Vec<String> = report
             .first
             .iter()
-            .map(|v| format!("{}: {}\n{}", v.invariant.name(), v.detail, v.transcript.join("\n")))
+            .map(|v| {
+                format!(
+                    "{}: {}\n{}",
+                    v.invariant.name(),
+                    v.detail,
+                    v.transcript.join("\n")
+                )
+            })
             .collect();
-        assert!(details.is_empty(), "class {} is fixed but {name} fails:\n{}", scenario.class, details.join("\n\n"));
+        assert!(
+            details.is_empty(),
+            "class {} is fixed but {name} fails:\n{}",
+            scenario.class,
+            details.join("\n\n")
+        );
     } else {
         assert!(
             found.contains(&scenario.catches),
@@ -112,16 +129,9 @@ fn every_scenario_has_a_test() {
     let names: Vec<&str> = scenarios::ALL.iter().map(|s| s.name).collect();
     let source = include_str!("sim.rs");
     for name in names {
-        assert!(source.contains(&format!("    {name},")), "{name} has no regression test");
-    }
-}
-
-#[test]
-fn zz_print_scenarios() {
-    for scenario in scenarios::ALL {
-        let report = (scenario.play)().unwrap();
-        for v in &report.first {
-            eprintln!("{} => {}: {}", scenario.name, v.invariant.name(), v.detail);
-        }
+        assert!(
+            source.contains(&format!("    {name},")),
+            "{name} has no regression test"
+        );
     }
 }
