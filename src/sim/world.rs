@@ -1462,6 +1462,8 @@ impl Sim {
                 }
             }
             6 | 7 => {
+                // The hook for the admin commands to come (close-loan, mark-lost): draw
+                // them here once `AdminCommand` has them.
                 let st = self.rng.below(2);
                 let slot = self.rng.below(SLOTS);
                 let command = if self.rng.chance(500) {
