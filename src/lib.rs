@@ -18,6 +18,7 @@ pub mod mdm;
 pub mod metrics;
 pub mod outbox;
 pub mod readers;
+pub mod sim;
 pub mod store;
 pub mod uemsim;
 

@@ -438,6 +438,21 @@ impl Scheduler {
         })
     }
 
+    /// The rows it holds and still wants, with their records (for a shell that learns
+    /// the engine's changes by reading the store rather than from each commit).
+    pub fn queued(&self) -> Vec<(ActionId, ActionRecord)> {
+        self.rows
+            .values()
+            .filter(|r| !r.cancelled)
+            .map(|r| (r.record.id, r.record.clone()))
+            .collect()
+    }
+
+    /// Attempts made so far for a row (0 for an unknown one).
+    pub fn attempts(&self, id: ActionId) -> u32 {
+        self.rows.get(&id).map_or(0, |r| r.attempts)
+    }
+
     /// Rows still wanted (pending or in flight).
     pub fn waiting(&self) -> u32 {
         self.rows.values().filter(|r| !r.cancelled).count() as u32

@@ -513,6 +513,16 @@ impl Db {
         self.expect_one_row(id, n_changed)
     }
 
+    /// How many lines the audit log holds.
+    pub(super) fn audit_len(&mut self) -> Result<u64, StoreError> {
+        let err = sql_error(&self.path, "count the audit lines");
+        self.connection
+            .prepare_cached("SELECT count(*) FROM audit")
+            .map_err(&err)?
+            .query_row([], |row| row.get::<_, u64>(0))
+            .map_err(&err)
+    }
+
     /// The newest audit lines, newest first.
     pub(super) fn recent_audit(&mut self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let err = sql_error(&self.path, "read the audit log");

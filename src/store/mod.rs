@@ -18,12 +18,15 @@
 //! A future of this API that is dropped after its job was queued (a `select!` that
 //! took another branch) does not cancel the job: a commit may still be applied.
 
+mod blocking;
 mod db;
 mod error;
 pub mod key;
 pub mod schema;
 
+pub use blocking::{BlockingStore, Durability};
 pub use db::StoreIdentity;
+
 pub use error::StoreError;
 
 use std::io::Write;

@@ -19,6 +19,7 @@ mod ops;
 mod outbox;
 mod pcsc;
 mod pcsc_e2e;
+mod sim;
 mod store;
 mod terminal;
 mod tidy;
