@@ -11,6 +11,7 @@ mod demo;
 mod deploy;
 mod directory;
 mod dock;
+mod doctor;
 mod enrollment;
 mod formats;
 mod hid;
