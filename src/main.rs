@@ -232,7 +232,14 @@ fn out(text: &str) {
 
 #[allow(clippy::print_stderr)]
 fn err_line(text: &str) {
-    eprintln!("{text}");
+    if logging::stderr_is_journal() {
+        // journald's stream reads `<3>` as priority err (SyslogLevelPrefix=yes).
+        for line in text.lines() {
+            eprintln!("<3>{line}");
+        }
+    } else {
+        eprintln!("{text}");
+    }
 }
 
 fn main() -> ExitCode {

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::checkout::{Effect, Engine, Input, Snapshot, TapDecision};
+use crate::daemon::journal;
 use crate::daemon::systemd::Notifier;
 use crate::daemon::{now, FeedbackSink};
 use crate::domain::DeviceKey;
@@ -126,6 +127,9 @@ impl EngineTask {
                 Input::ReaderStatus { reader, online, .. } => {
                     crate::metrics::reader_online(reader.as_str(), *online)
                 }
+                Input::MdmHealth {
+                    reachable, waiting, ..
+                } => journal::mdm_health(*reachable, *waiting),
                 _ => {}
             }
             let effects = self.engine.handle(now(), input);
@@ -167,7 +171,10 @@ impl EngineTask {
                     let mut attempt = 0;
                     loop {
                         match self.store.commit(commit.clone()).await {
-                            Ok(()) => break,
+                            Ok(()) => {
+                                commit.audit.iter().for_each(journal::audit);
+                                break;
+                            }
                             Err(err) if attempt < 3 => {
                                 crate::metrics::error("store");
                                 attempt += 1;
