@@ -147,7 +147,7 @@ impl EngineTask {
 
     fn publish(&self) {
         let snapshot = self.engine.snapshot();
-        crate::metrics::outbox_depth(u64::from(snapshot.mdm.waiting));
+        crate::metrics::station(&snapshot);
         self.snapshots.send_replace(snapshot);
     }
 

@@ -17,6 +17,7 @@ mod formats;
 mod hid;
 mod journal;
 mod mdm;
+mod metrics;
 mod outbox;
 mod pcsc;
 mod pcsc_e2e;
