@@ -14,6 +14,7 @@
 //! - `outbox_depth` gauge: Workspace ONE actions waiting in the outbox.
 //! - `mdm_request_duration_seconds{result}` histogram: one Workspace ONE API call, by result.
 //! - `mdm_transient_failures_total` counter: calls that failed in a way that is retried.
+//! - `checkouts_refused_total` counter: check-outs Workspace ONE refused after the tap.
 //! - `mdm_up` gauge: 1 while Workspace ONE answers, 0 while it is unreachable.
 //! - `mdm_last_success_timestamp_seconds` gauge: Unix time of the last successful call.
 //! - `phones{state}` gauge: slots by state (`ready`, `set-aside`, `checking-in`, …) and
@@ -42,6 +43,7 @@ const CHECKOUTS: &str = "badgedock_checkouts_total";
 const CHECKINS: &str = "badgedock_checkins_total";
 const OUTBOX_DEPTH: &str = "badgedock_outbox_depth";
 const MDM_LATENCY: &str = "badgedock_mdm_request_duration_seconds";
+const REFUSED_BY_MDM: &str = "badgedock_checkouts_refused_total";
 const MDM_TRANSIENT: &str = "badgedock_mdm_transient_failures_total";
 const MDM_UP: &str = "badgedock_mdm_up";
 const MDM_LAST_SUCCESS: &str = "badgedock_mdm_last_success_timestamp_seconds";
@@ -122,6 +124,7 @@ pub fn install(listen: SocketAddr) -> Result<(), MetricsError> {
                 metrics::counter!(ERRORS, "kind" => kind).absolute(0);
             }
             metrics::counter!(MDM_TRANSIENT).absolute(0);
+            metrics::counter!(REFUSED_BY_MDM).absolute(0);
             for result in MDM_RESULTS {
                 // Registers the series; an empty histogram renders with zero counts.
                 let _ = metrics::histogram!(MDM_LATENCY, "result" => *result);
@@ -182,6 +185,14 @@ pub fn mdm_latency(seconds: f64, result: &str) {
         metrics::gauge!(MDM_LAST_SUCCESS).set(unix_now());
     } else if TRANSIENT_RESULTS.contains(&result) {
         metrics::counter!(MDM_TRANSIENT).increment(1);
+    }
+}
+
+/// One committed audit entry: a check-out Workspace ONE refused ("DO NOT TAKE SLOT n")
+/// counts as refused, although its tap was accepted when the nurse tapped.
+pub fn audited(kind: &str, detail: &str) {
+    if crate::daemon::journal::is_refused_by_workspace_one(kind, detail) {
+        metrics::counter!(REFUSED_BY_MDM).increment(1);
     }
 }
 
@@ -275,6 +286,11 @@ fn describe() {
         MDM_TRANSIENT,
         Unit::Count,
         "Workspace ONE calls that failed and will be retried (timeouts, 5xx, 429, unreachable)."
+    );
+    metrics::describe_counter!(
+        REFUSED_BY_MDM,
+        Unit::Count,
+        "Check-outs Workspace ONE refused after the tap (the screen said DO NOT TAKE)."
     );
     metrics::describe_gauge!(
         MDM_UP,

@@ -172,7 +172,10 @@ impl EngineTask {
                     loop {
                         match self.store.commit(commit.clone()).await {
                             Ok(()) => {
-                                commit.audit.iter().for_each(journal::audit);
+                                commit.audit.iter().for_each(|entry| {
+                                    journal::audit(entry);
+                                    crate::metrics::audited(&entry.kind, &entry.detail);
+                                });
                                 break;
                             }
                             Err(err) if attempt < 3 => {

@@ -73,7 +73,11 @@ fn describe(kind: &str) -> (&str, Priority, Option<&'static str>) {
 
 /// One committed audit entry as one journal line.
 pub fn audit(entry: &AuditEntry) {
-    let (label, priority, id) = describe(&entry.kind);
+    let (label, priority, id) = if is_refused_by_workspace_one(&entry.kind, &entry.detail) {
+        ("refusal", Priority::Warning, Some(message_id::REFUSAL))
+    } else {
+        describe(&entry.kind)
+    };
     let message = format!("{label}: {}", entry.detail);
     let slot = entry.slot.as_ref().map(|s| s.as_str());
     let user = entry.username.as_ref().map(|u| u.as_str());
@@ -100,6 +104,12 @@ pub fn audit(entry: &AuditEntry) {
         Priority::Warning => emit!(warn),
         Priority::Info => emit!(info),
     }
+}
+
+/// A reservation Workspace ONE refused to assign ("DO NOT TAKE SLOT n"): a refusal,
+/// although the tap itself was accepted.
+pub fn is_refused_by_workspace_one(kind: &str, detail: &str) -> bool {
+    kind == "reservation-cancelled" && detail.contains("refused by Workspace ONE")
 }
 
 /// What the journal last said about Workspace ONE.

@@ -49,10 +49,13 @@ fn a_live_scrape_passes_promtool_and_has_every_series_from_start() {
         .unwrap()
         .port();
     let sim = SimProcess::start(&[]);
+    // Bob has two accounts in Workspace ONE: his tap is accepted, the assignment refused.
+    let mut badges = BADGES.to_vec();
+    badges.push(("B0B0B0B0", "bob", "Bob Twice"));
     let station = StationDir::new(
         &sim.url,
         &PHONES,
-        &BADGES,
+        &badges,
         &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
     );
     let _daemon = station.start_daemon();
@@ -76,6 +79,7 @@ fn a_live_scrape_passes_promtool_and_has_every_series_from_start() {
         "badgedock_taps_total{outcome=\"refused\"}",
         "badgedock_checkouts_total",
         "badgedock_checkins_total",
+        "badgedock_checkouts_refused_total",
     ] {
         assert!(
             value(&scrape, series).is_some(),
@@ -114,6 +118,22 @@ fn a_live_scrape_passes_promtool_and_has_every_series_from_start() {
     );
     let (ok, report) = promtool(&["check", "metrics"], Some(&scrape), station.dir.path());
     assert!(ok, "promtool check metrics:\n{report}");
+
+    // A check-out Workspace ONE refuses counts as refused.
+    assert!(station.tap("B0B0B0B0").status.success());
+    let started = std::time::Instant::now();
+    loop {
+        let scrape = http_get(&url);
+        if value(&scrape, "badgedock_checkouts_refused_total") == Some(1.0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "refusal not counted:\n{scrape}\n{}",
+            station.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
