@@ -102,6 +102,26 @@ enum Command {
         /// Where to write the copy (must not exist yet).
         file: PathBuf,
     },
+    /// Check everything outside the box live (Workspace ONE, staging user, docked
+    /// phones, directory, readers, clock, disk) and print a checklist; exit 1 on a failure.
+    Doctor {
+        /// The config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// A badge number (as the reader renders it) to look up in the directory.
+        #[arg(long)]
+        badge: Option<String>,
+        /// The installation test: check the phone in this slot out to --user and back in
+        /// (the daemon must be stopped).
+        #[arg(long, value_name = "SLOT", requires = "user")]
+        check_out: Option<String>,
+        /// The Workspace ONE user for --check-out.
+        #[arg(long, requires = "check_out")]
+        user: Option<String>,
+        /// Plain ASCII marks instead of ✓ ! ✗.
+        #[arg(long)]
+        ascii: bool,
+    },
     /// List PC/SC readers; with --watch, print every rendering of each tapped badge.
     Readers {
         /// Print each tap as it happens.
@@ -313,7 +333,14 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 #[allow(clippy::print_stderr)]
 fn err_line(text: &str) {
-    eprintln!("{text}");
+    if logging::stderr_is_journal() {
+        // journald's stream reads `<3>` as priority err (SyslogLevelPrefix=yes).
+        for line in text.lines() {
+            eprintln!("<3>{line}");
+        }
+    } else {
+        eprintln!("{text}");
+    }
 }
 
 fn main() -> ExitCode {
@@ -332,7 +359,10 @@ fn main() -> ExitCode {
             logging::LogTarget::Auto
         },
         // The headless demo's output is its summary; its logs only say what went wrong.
-        if matches!(cli.command, Command::Demo { .. } | Command::Sim { .. }) {
+        if matches!(
+            cli.command,
+            Command::Demo { .. } | Command::Sim { .. } | Command::Doctor { .. }
+        ) {
             "warn"
         } else {
             "info"
@@ -398,6 +428,13 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             }
         }
         Command::Readers { watch, config } => readers(watch, config.as_deref()).await,
+        Command::Doctor {
+            config,
+            badge,
+            check_out,
+            user,
+            ascii,
+        } => doctor(&config, badge, check_out.zip(user), ascii).await,
         Command::UemSim {
             listen,
             seed,
@@ -501,6 +538,47 @@ fn load_config(path: &Path) -> Result<config::Config, Failure> {
 /// The client view of the config: the socket and the state folder, no secrets.
 fn load_client(path: &Path) -> Result<config::ClientConfig, Failure> {
     Ok(config::load_client(path)?)
+}
+
+async fn doctor(
+    path: &Path,
+    badge: Option<String>,
+    check_out: Option<(String, String)>,
+    ascii: bool,
+) -> Result<(), Failure> {
+    use badgedock::doctor;
+    let config = load_config(path)?;
+    let report = match check_out {
+        Some((slot, user)) => {
+            let test = doctor::InstallationTest {
+                slot: badgedock::domain::SlotLabel::new(slot),
+                user: badgedock::domain::Username::new(user),
+            };
+            doctor::installation_test(&config, &test).await
+        }
+        None => doctor::run(&config, &doctor::Options { badge }).await,
+    };
+    let ascii = ascii || !utf8_terminal();
+    out(report.render(ascii).trim_end());
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            exit::REFUSED,
+            anyhow::anyhow!("doctor found problems; fix the lines marked as failed"),
+        ))
+    }
+}
+
+/// True when the locale is UTF-8 and the terminal is not the Linux console.
+fn utf8_terminal() -> bool {
+    let locale = ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    (locale.contains("utf-8") || locale.contains("utf8"))
+        && std::env::var("TERM").as_deref() != Ok("linux")
 }
 
 fn check_config(file: &Path) -> Result<(), Failure> {

@@ -12,7 +12,17 @@
 //! - `taps_total{outcome}` counter: every badge tap, by what the station decided.
 //! - `checkouts_total`, `checkins_total` counters: completed check-outs and check-ins.
 //! - `outbox_depth` gauge: Workspace ONE actions waiting in the outbox.
-//! - `mdm_latency_seconds{result}` histogram: one Workspace ONE API call, by result.
+//! - `mdm_request_duration_seconds{result}` histogram: one Workspace ONE API call, by result.
+//! - `mdm_transient_failures_total` counter: calls that failed in a way that is retried.
+//! - `checkouts_refused_total` counter: check-outs Workspace ONE refused after the tap.
+//! - `mdm_up` gauge: 1 while Workspace ONE answers, 0 while it is unreachable.
+//! - `mdm_last_success_timestamp_seconds` gauge: Unix time of the last successful call.
+//! - `phones{state}` gauge: slots by state (`ready`, `set-aside`, `checking-in`, …) and
+//!   `out` for phones on loan.
+//! - `overdue_loans` gauge: loans past their due time.
+//! - `outbox_oldest_waiting_timestamp_seconds` gauge: since when the outbox has not been
+//!   empty (Unix time; 0 when empty): `time() - …` is the age of the oldest waiting
+//!   action, or an upper bound of it.
 //! - `reader_online{reader}` gauge: 1 while a configured reader is present, else 0.
 //! - `errors_total{kind}` counter: errors by kind.
 //! - `build_info{version}` gauge: always 1, carries the version.
@@ -32,7 +42,34 @@ const TAPS: &str = "badgedock_taps_total";
 const CHECKOUTS: &str = "badgedock_checkouts_total";
 const CHECKINS: &str = "badgedock_checkins_total";
 const OUTBOX_DEPTH: &str = "badgedock_outbox_depth";
-const MDM_LATENCY: &str = "badgedock_mdm_latency_seconds";
+const MDM_LATENCY: &str = "badgedock_mdm_request_duration_seconds";
+const REFUSED_BY_MDM: &str = "badgedock_checkouts_refused_total";
+const MDM_TRANSIENT: &str = "badgedock_mdm_transient_failures_total";
+const MDM_UP: &str = "badgedock_mdm_up";
+const MDM_LAST_SUCCESS: &str = "badgedock_mdm_last_success_timestamp_seconds";
+const PHONES: &str = "badgedock_phones";
+const OVERDUE: &str = "badgedock_overdue_loans";
+const OLDEST_WAITING: &str = "badgedock_outbox_oldest_waiting_timestamp_seconds";
+
+/// The `state` values of `badgedock_phones`, all present from the start.
+const PHONE_STATES: &[&str] = &[
+    "ready",
+    "out",
+    "reserved",
+    "checking-in",
+    "set-aside",
+    "identifying",
+    "unidentified",
+];
+/// The `outcome` values of `badgedock_taps_total` present from the start.
+const TAP_OUTCOMES: &[&str] = &["accepted", "refused", "bad-read"];
+/// The `result` values of the request histogram present from the start.
+const MDM_RESULTS: &[&str] = &["ok", "transient", "rejected", "unauthorized"];
+/// Results of a call that the outbox retries.
+const TRANSIENT_RESULTS: &[&str] = &["transient"];
+
+/// When the outbox last went from empty to not empty (Unix seconds), while not empty.
+static WAITING_SINCE: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None);
 const READER_ONLINE: &str = "badgedock_reader_online";
 const ERRORS: &str = "badgedock_errors_total";
 const BUILD_INFO: &str = "badgedock_build_info";
@@ -77,6 +114,25 @@ pub fn install(listen: SocketAddr) -> Result<(), MetricsError> {
             metrics::counter!(CHECKOUTS).absolute(0);
             metrics::counter!(CHECKINS).absolute(0);
             metrics::gauge!(OUTBOX_DEPTH).set(0.0);
+            for outcome in TAP_OUTCOMES {
+                metrics::counter!(TAPS, "outcome" => *outcome).absolute(0);
+            }
+            for state in PHONE_STATES {
+                metrics::gauge!(PHONES, "state" => *state).set(0.0);
+            }
+            for kind in ["mdm-action-failed", "unexpected-removal", "store"] {
+                metrics::counter!(ERRORS, "kind" => kind).absolute(0);
+            }
+            metrics::counter!(MDM_TRANSIENT).absolute(0);
+            metrics::counter!(REFUSED_BY_MDM).absolute(0);
+            for result in MDM_RESULTS {
+                // Registers the series; an empty histogram renders with zero counts.
+                let _ = metrics::histogram!(MDM_LATENCY, "result" => *result);
+            }
+            metrics::gauge!(MDM_UP).set(1.0);
+            metrics::gauge!(MDM_LAST_SUCCESS).set(0.0);
+            metrics::gauge!(OVERDUE).set(0.0);
+            metrics::gauge!(OLDEST_WAITING).set(0.0);
             metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             tracing::info!(%listen, "serving Prometheus metrics");
             Ok(())
@@ -125,6 +181,67 @@ pub fn outbox_depth(n: u64) {
 /// `ok`, `retry`, `rate-limited`, `auth`, `rejected`, `timeout`.
 pub fn mdm_latency(seconds: f64, result: &str) {
     metrics::histogram!(MDM_LATENCY, "result" => result.to_string()).record(seconds);
+    if result == "ok" {
+        metrics::gauge!(MDM_LAST_SUCCESS).set(unix_now());
+    } else if TRANSIENT_RESULTS.contains(&result) {
+        metrics::counter!(MDM_TRANSIENT).increment(1);
+    }
+}
+
+/// One committed audit entry: a check-out Workspace ONE refused ("DO NOT TAKE SLOT n")
+/// counts as refused, although its tap was accepted when the nurse tapped.
+pub fn audited(kind: &str, detail: &str) {
+    if crate::daemon::journal::is_refused_by_workspace_one(kind, detail) {
+        metrics::counter!(REFUSED_BY_MDM).increment(1);
+    }
+}
+
+/// The station's state after every engine step: phones by state, loans, overdue loans,
+/// Workspace ONE up or down, the outbox and since when it has waited.
+pub fn station(snapshot: &crate::checkout::Snapshot) {
+    use crate::checkout::SlotState;
+    let mut counts = [0u32; 7];
+    for slot in &snapshot.slots {
+        let index = match slot.state {
+            SlotState::Available => Some(0),
+            SlotState::Reserved => Some(2),
+            SlotState::CheckingIn | SlotState::Erasing => Some(3),
+            SlotState::SetAside => Some(4),
+            SlotState::Identifying => Some(5),
+            SlotState::Unidentified => Some(6),
+            // Empty, or a phone that is not the station's.
+            SlotState::Empty | SlotState::Foreign => None,
+        };
+        if let Some(index) = index {
+            counts[index] += 1;
+        }
+    }
+    counts[1] = u32::try_from(snapshot.loans.len()).unwrap_or(u32::MAX);
+    for (state, count) in PHONE_STATES.iter().zip(counts) {
+        metrics::gauge!(PHONES, "state" => *state).set(f64::from(count));
+    }
+    let overdue = snapshot.loans.iter().filter(|loan| loan.overdue).count();
+    metrics::gauge!(OVERDUE).set(overdue as f64);
+    metrics::gauge!(MDM_UP).set(if snapshot.mdm.reachable == Some(false) {
+        0.0
+    } else {
+        1.0
+    });
+    outbox_depth(u64::from(snapshot.mdm.waiting));
+    let mut since = WAITING_SINCE.lock().unwrap_or_else(|p| p.into_inner());
+    if snapshot.mdm.waiting == 0 {
+        *since = None;
+    } else if since.is_none() {
+        *since = Some(unix_now());
+    }
+    metrics::gauge!(OLDEST_WAITING).set(since.unwrap_or(0.0));
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// A configured reader came or went.
@@ -166,6 +283,35 @@ fn describe() {
         "1 while the configured reader is present, else 0."
     );
     metrics::describe_counter!(ERRORS, Unit::Count, "Errors, by kind.");
+    metrics::describe_counter!(
+        MDM_TRANSIENT,
+        Unit::Count,
+        "Workspace ONE calls that failed and will be retried (timeouts, 5xx, 429, unreachable)."
+    );
+    metrics::describe_counter!(
+        REFUSED_BY_MDM,
+        Unit::Count,
+        "Check-outs Workspace ONE refused after the tap (the screen said DO NOT TAKE)."
+    );
+    metrics::describe_gauge!(
+        MDM_UP,
+        "1 while Workspace ONE answers, 0 while it is unreachable."
+    );
+    metrics::describe_gauge!(
+        MDM_LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time of the last successful Workspace ONE call (0: none since start)."
+    );
+    metrics::describe_gauge!(
+        PHONES,
+        "Phones by state: ready, out, reserved, checking-in, set-aside, identifying, unidentified."
+    );
+    metrics::describe_gauge!(OVERDUE, "Loans past their due time.");
+    metrics::describe_gauge!(
+        OLDEST_WAITING,
+        Unit::Seconds,
+        "Unix time since which the outbox has not been empty (0 when empty)."
+    );
     metrics::describe_gauge!(
         BUILD_INFO,
         "Always 1; the label carries the badgedock version."
@@ -235,12 +381,12 @@ mod tests {
             "badgedock_reader_online{reader=\"front\"} 1",
             "badgedock_reader_online{reader=\"side\"} 0",
             "badgedock_errors_total{kind=\"mdm\"} 1",
-            "badgedock_mdm_latency_seconds_bucket{result=\"ok\",le=\"0.5\"} 1",
-            "badgedock_mdm_latency_seconds_bucket{result=\"ok\",le=\"3\"} 2",
-            "badgedock_mdm_latency_seconds_bucket{result=\"timeout\",le=\"20\"} 0",
-            "badgedock_mdm_latency_seconds_bucket{result=\"timeout\",le=\"30\"} 1",
-            "badgedock_mdm_latency_seconds_count{result=\"ok\"} 2",
-            "# TYPE badgedock_mdm_latency_seconds histogram",
+            "badgedock_mdm_request_duration_seconds_bucket{result=\"ok\",le=\"0.5\"} 1",
+            "badgedock_mdm_request_duration_seconds_bucket{result=\"ok\",le=\"3\"} 2",
+            "badgedock_mdm_request_duration_seconds_bucket{result=\"timeout\",le=\"20\"} 0",
+            "badgedock_mdm_request_duration_seconds_bucket{result=\"timeout\",le=\"30\"} 1",
+            "badgedock_mdm_request_duration_seconds_count{result=\"ok\"} 2",
+            "# TYPE badgedock_mdm_request_duration_seconds histogram",
             "# HELP badgedock_taps_total Badge taps, by what the station decided.",
         ] {
             assert!(

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkout::{AuditKind, Effect, Engine, Input, Snapshot, TapDecision};
 use crate::daemon::delivery::OutboxMsg;
+use crate::daemon::journal;
 use crate::daemon::systemd::Notifier;
 use crate::daemon::{clock, mono_now, FeedbackSink};
 use crate::domain::DeviceKey;
@@ -127,6 +128,9 @@ impl EngineTask {
                 Input::ReaderStatus { reader, online, .. } => {
                     crate::metrics::reader_online(reader.as_str(), *online)
                 }
+                Input::MdmHealth {
+                    reachable, waiting, ..
+                } => journal::mdm_health(*reachable, *waiting),
                 _ => {}
             }
             let effects = self.engine.handle(clock(), input);
@@ -144,7 +148,7 @@ impl EngineTask {
 
     fn publish(&self) {
         let snapshot = self.engine.snapshot();
-        crate::metrics::outbox_depth(u64::from(snapshot.mdm.waiting));
+        crate::metrics::station(&snapshot);
         self.snapshots.send_replace(snapshot);
     }
 
@@ -175,6 +179,10 @@ impl EngineTask {
                                     let _ =
                                         self.outbox.send(OutboxMsg::Rows(commit.actions.clone()));
                                 }
+                                commit.audit.iter().for_each(|entry| {
+                                    journal::audit(entry);
+                                    crate::metrics::audited(entry.kind.as_str(), &entry.detail);
+                                });
                                 break;
                             }
                             Err(err) if attempt < 3 => {

@@ -18,13 +18,41 @@ pub enum LogTarget {
     Quiet,
 }
 
+/// True when `JOURNAL_STREAM` names stderr itself (its `device:inode` match stderr's),
+/// as systemd sets it for a service whose stderr goes to the journal. A variable
+/// inherited by a child with another stderr (a shell started from the service, a pipe)
+/// does not count.
+pub fn stderr_is_journal() -> bool {
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = value.to_str().and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.trim().parse::<u64>(), ino.trim().parse::<u64>()) else {
+        return false;
+    };
+    use std::os::fd::AsRawFd as _;
+    match nix::sys::stat::fstat(std::io::stderr().as_raw_fd()) {
+        Ok(stat) => stat.st_dev == dev && stat.st_ino == ino,
+        Err(_) => false,
+    }
+}
+
 /// Installs the global subscriber. `default_level` applies when `RUST_LOG` is unset.
 pub fn init(target: LogTarget, default_level: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    if under_journal {
+    if stderr_is_journal() {
         if let Ok(journald) = tracing_journald::layer() {
+            // Plain field names (MESSAGE_ID, SLOT…) and INFO as info, not notice.
+            let journald = journald.with_field_prefix(None).with_priority_mappings(
+                tracing_journald::PriorityMappings {
+                    info: tracing_journald::Priority::Informational,
+                    debug: tracing_journald::Priority::Debug,
+                    ..tracing_journald::PriorityMappings::new()
+                },
+            );
             let _ = tracing_subscriber::registry()
                 .with(filter)
                 .with(journald)

@@ -10,6 +10,7 @@ pub mod control_server;
 pub mod delivery;
 pub mod demo;
 pub mod engine_loop;
+pub mod journal;
 pub mod logging;
 pub mod systemd;
 pub mod taps;
@@ -373,7 +374,18 @@ async fn forward_dock_events(
                 None => break,
             },
         };
-        tracing::info!(event = ?event, "dock");
+        // The engine's audit tells the story; this is for debugging the dock itself.
+        match &event {
+            DockEvent::Docked { slot, device } => {
+                tracing::debug!(slot = %slot, device = %device, "dock: {device} plugged in at slot {slot}")
+            }
+            DockEvent::Undocked { slot, device } => {
+                tracing::debug!(slot = %slot, device = %device, "dock: {device} unplugged from slot {slot}")
+            }
+            DockEvent::Moved { from, to, device } => {
+                tracing::debug!(device = %device, "dock: {device} moved from slot {from} to slot {to}")
+            }
+        }
         let input = match event {
             DockEvent::Docked { slot, device } => Input::Docked { slot, device },
             DockEvent::Undocked { slot, device } => Input::Undocked { slot, device },
@@ -448,6 +460,8 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     let config = crate::config::load_for_station(config_path, &env)?;
     let notifier = Notifier::from_env();
     tracing::info!(station = %config.station.name, config = %config_path.display(), "starting");
+    // The config the daemon started with: what a reload cannot change stays as here.
+    let current = config.clone();
     let mut daemon = start(
         config,
         StartOptions {
@@ -457,29 +471,124 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     )
     .await?;
     notifier.ready(&status_line(&daemon.snapshots.borrow()));
-    tracing::info!("ready");
-    let stop_reason = tokio::select! {
-        signal = wait_for_signal() => signal.map(|name| format!("received {name}")),
-        result = daemon.engine_finished() => {
-            result?;
-            Ok("engine loop ended".to_string())
+    journal::started(
+        &current.station.name,
+        current.dock.slots.len(),
+        current.readers.len(),
+        &current
+            .uem
+            .as_ref()
+            .map_or_else(|| "not configured".to_string(), |uem| uem.base_url.clone()),
+    );
+    let mut signals = Signals::install().context("cannot install signal handlers")?;
+    let stop_reason = loop {
+        tokio::select! {
+            signal = signals.next() => {
+                if signal == "SIGHUP" {
+                    reload(config_path, &env, &current, &daemon.resolver);
+                    continue;
+                }
+                break signal.to_string();
+            }
+            result = daemon.engine_finished() => {
+                result?;
+                break "the engine loop ended".to_string();
+            }
         }
-    }
-    .context("cannot install signal handlers")?;
-    tracing::info!(reason = %stop_reason, "stopping");
+    };
+    journal::stopping(&stop_reason);
     notifier.stopping();
     daemon.shutdown(Duration::from_secs(4)).await?;
     Ok(())
 }
 
-async fn wait_for_signal() -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    })
+/// The signals `run` handles: SIGHUP reloads, the others stop the daemon and are named
+/// in the journal.
+struct Signals {
+    streams: Vec<(&'static str, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut streams = Vec::new();
+        for (name, kind) in [
+            ("SIGHUP", SignalKind::hangup()),
+            ("SIGTERM", SignalKind::terminate()),
+            ("SIGINT", SignalKind::interrupt()),
+            ("SIGQUIT", SignalKind::quit()),
+            ("SIGUSR1", SignalKind::user_defined1()),
+            ("SIGUSR2", SignalKind::user_defined2()),
+        ] {
+            streams.push((name, signal(kind)?));
+        }
+        Ok(Signals { streams })
+    }
+
+    /// The next signal's name.
+    async fn next(&mut self) -> &'static str {
+        std::future::poll_fn(|cx| {
+            for (name, stream) in &mut self.streams {
+                if stream.poll_recv(cx).is_ready() {
+                    return std::task::Poll::Ready(*name);
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
+}
+
+/// SIGHUP: re-reads the config and the badge directory. A bad config is refused and the
+/// daemon keeps the one in force; what only a restart changes is said.
+fn reload(path: &Path, env: &crate::config::LoadEnv, current: &Config, resolver: &TapResolver) {
+    let new = match crate::config::load(path, env) {
+        Ok(new) => new,
+        Err(err) => {
+            journal::reload_refused(&err.to_string());
+            return;
+        }
+    };
+    let directory = match Directory::open(&new.directory) {
+        Ok(directory) => directory,
+        Err(err) => {
+            journal::reload_refused(&format!("the badge directory: {err}"));
+            return;
+        }
+    };
+    let mut kept = Vec::new();
+    if new.dock.slots != current.dock.slots {
+        kept.push("the dock's slots".to_string());
+    }
+    if new.station.state_dir != current.station.state_dir {
+        kept.push("station.state-dir".to_string());
+    }
+    if new.station.control_socket != current.station.control_socket {
+        kept.push("station.control-socket".to_string());
+    }
+    let readers = |c: &Config| -> Vec<(String, String)> {
+        c.readers
+            .iter()
+            .map(|r| (r.name.to_string(), r.matcher.clone()))
+            .collect()
+    };
+    if readers(&new) != readers(current) {
+        kept.push("the readers".to_string());
+    }
+    let uem = |c: &Config| {
+        c.uem
+            .as_ref()
+            .map(|u| (u.base_url.clone(), u.staging_user.clone()))
+    };
+    if uem(&new) != uem(current) {
+        kept.push("[uem]".to_string());
+    }
+    if new.metrics_listen != current.metrics_listen {
+        kept.push("metrics.listen".to_string());
+    }
+    let what = format!("badge directory {}, station policy", directory.describe());
+    resolver.replace(Arc::new(directory), new.policy.clone());
+    journal::reloaded(&what, &kept);
 }
 
 /// `badgedock status` as text: one line per slot, then loans, readers, Workspace ONE.

@@ -25,9 +25,9 @@ pub const CONTROL_READER: &str = "control";
 /// Turns reads into inputs.
 pub struct TapResolver {
     readers: BTreeMap<ReaderName, ReaderConfig>,
-    directory: Arc<Directory>,
+    /// The directory and policy in force; `SIGHUP` replaces them ([`TapResolver::replace`]).
+    current: std::sync::RwLock<(Arc<Directory>, Policy)>,
     store: Store,
-    policy: Policy,
 }
 
 impl TapResolver {
@@ -43,10 +43,21 @@ impl TapResolver {
                 .iter()
                 .map(|r| (r.name.clone(), r.clone()))
                 .collect(),
-            directory,
+            current: std::sync::RwLock::new((directory, policy)),
             store,
-            policy,
         }
+    }
+
+    /// Puts a re-read directory and policy in force for the taps that follow (reload).
+    pub fn replace(&self, directory: Arc<Directory>, policy: Policy) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = (directory, policy);
+    }
+
+    fn current(&self) -> (Arc<Directory>, Policy) {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// A read from a configured reader.
@@ -115,12 +126,14 @@ impl TapResolver {
                 None
             }
         };
+        let (directory, policy) = self.current();
         let resolution = match local {
             Some(local) => Resolution::Known { user: local.user },
-            None => self.directory.lookup(&badge).await,
+            None => directory.lookup(&badge).await,
         };
-        let resolution = self.policy.apply(&badge, resolution);
-        tracing::info!(reader = %reader, badge = %badge, resolution = resolution_word(&resolution), "badge tapped");
+        let resolution = policy.apply(&badge, resolution);
+        let word = resolution_word(&resolution);
+        tracing::debug!(reader = %reader, badge = %badge, resolution = word, "tap on reader {reader}: badge {badge} is {word}");
         Input::Tap {
             reader,
             badge,

@@ -88,6 +88,8 @@ struct RateState {
     remaining: Option<u64>,
     reset_unix: Option<i64>,
     correlation_id: Option<String>,
+    /// The last `Date` header (server Unix seconds) and the local Unix seconds then.
+    server_date: Option<(i64, i64)>,
 }
 
 enum Auth {
@@ -229,6 +231,32 @@ impl UemClient {
             rate_limit_reset: rate.reset_unix,
             pacing_delay: pacing_delay(&rate, unix_now()),
             last_correlation_id: rate.correlation_id.clone(),
+        }
+    }
+
+    /// Workspace ONE's clock minus ours, in seconds, from the `Date` header of the last
+    /// API answer (`None` before any answer with a readable `Date`).
+    pub fn server_clock_skew(&self) -> Option<i64> {
+        lock(&self.inner.rate)
+            .server_date
+            .map(|(server, local)| server - local)
+    }
+
+    /// The multi-user staging account this client checks devices in to.
+    pub fn staging_user(&self) -> &Username {
+        &self.inner.staging_user
+    }
+
+    /// Fetches a fresh OAuth token now, so that a bad client id, secret or token URL is
+    /// told apart from a bad tenant code. `Ok(false)` with Basic authentication (no token
+    /// call exists; the credentials are checked by the first API call).
+    pub async fn check_token(&self) -> Result<bool, MdmError> {
+        if let Auth::OAuth { token, .. } = &self.inner.auth {
+            token.lock().await.take();
+            self.token("check the credentials").await?;
+            Ok(true)
+        } else {
+            Ok(false)
         }
     }
 
@@ -621,6 +649,13 @@ impl UemClient {
         if let Some(reset) = number("x-ratelimit-reset") {
             rate.reset_unix = Some(reset);
         }
+        if let Some(date) = headers
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v.trim()).ok())
+        {
+            rate.server_date = Some((date.timestamp(), unix_now()));
+        }
         if let Some(id) = headers
             .get("x-correlation-id")
             .and_then(|v| v.to_str().ok())
@@ -797,6 +832,7 @@ mod tests {
             remaining: Some(remaining),
             reset_unix: reset,
             correlation_id: None,
+            server_date: None,
         }
     }
 

@@ -19,6 +19,7 @@
 
 mod client;
 mod error;
+mod inspect;
 pub mod model;
 
 pub use client::{ClientHealth, UemClient};

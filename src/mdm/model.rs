@@ -61,8 +61,11 @@ pub struct DeviceV1 {
     pub location_group_id: Option<Reference>,
     /// `LocationGroupName`.
     pub location_group_name: Option<String>,
-    /// `Ownership`: `C` corporate-dedicated, `E` employee-owned, `S` shared, `Undefined`.
+    /// `Ownership`: `C` (corporate dedicated), `E` (employee owned), `S` (corporate
+    /// shared), `Undefined`.
     pub ownership: Option<String>,
+    /// `Model`.
+    pub model: Option<String>,
 }
 
 impl DeviceV1 {
@@ -154,6 +157,11 @@ pub struct UserV1 {
     pub email: Option<String>,
     /// `Group`: the organization group's name.
     pub group: Option<String>,
+    /// `StagingMode`: 0 none; the simulator uses 1 single-user and 2 multi-user staging
+    /// (the real numbers are unverified, `ws1/API.md` §3).
+    pub staging_mode: Option<i64>,
+    /// `DeviceStagingEnabled`.
+    pub device_staging_enabled: Option<bool>,
 }
 
 impl UserV1 {

@@ -75,6 +75,12 @@ pub enum Fault {
         /// Delay in milliseconds.
         ms: u64,
     },
+    /// The `Date` header of API answers is this many seconds ahead of the real clock,
+    /// behind when negative (`clock-skew:400`, `clock-skew:-90s`).
+    ClockSkew {
+        /// Seconds.
+        seconds: i64,
+    },
 }
 
 /// Which calls a counted fault hits: `@PATCH` (a method), `@/API/mdm` (a path prefix,
@@ -139,6 +145,7 @@ impl fmt::Display for Fault {
             Fault::TokenLifetime { lifetime_ms } => write!(f, "token-lifetime:{lifetime_ms}ms"),
             Fault::Outage { duration_ms } => write!(f, "outage:{duration_ms}ms"),
             Fault::Latency { ms } => write!(f, "latency:{ms}ms"),
+            Fault::ClockSkew { seconds } => write!(f, "clock-skew:{seconds}s"),
         }
     }
 }
@@ -237,12 +244,22 @@ pub fn parse_fault(text: &str) -> Result<Fault, String> {
         "latency" if !counted => Fault::Latency {
             ms: duration_ms(text, rest.first().copied(), 1)?,
         },
-        "token-expiry" | "token-lifetime" | "outage" | "latency" => {
+        "clock-skew" if !counted => {
+            too_many(1)?;
+            let value = rest.first().copied().unwrap_or_default();
+            Fault::ClockSkew {
+                seconds: value
+                    .trim_end_matches('s')
+                    .parse::<i64>()
+                    .map_err(|_| format!("{text:?}: write clock-skew:SECONDS, e.g. clock-skew:400 or clock-skew:-90s"))?,
+            }
+        }
+        "token-expiry" | "token-lifetime" | "outage" | "latency" | "clock-skew" => {
             return Err(format!("{text:?}: only counted faults (500, 429, timeout, malformed, 401) take an @scope"));
         }
         _ => {
             return Err(format!(
-                "{text:?} is not a fault: use 500[:N], 429[:N], 429-retry-after:S[:N], timeout[:N], malformed[:N], 401[:N], token-expiry, token-lifetime:30s, outage:300s or latency:300ms"
+                "{text:?} is not a fault: use 500[:N], 429[:N], 429-retry-after:S[:N], timeout[:N], malformed[:N], 401[:N], token-expiry, token-lifetime:30s, outage:300s, latency:300ms or clock-skew:SECONDS"
             ))
         }
     };
@@ -370,6 +387,8 @@ mod tests {
             "outage:5m",
             "outage:500ms",
             "latency:300",
+            "clock-skew:400",
+            "clock-skew:-90s",
             "500:3@PATCH",
             "429:5@/API/system",
         ] {
@@ -409,6 +428,7 @@ mod tests {
             "token-expiry@PATCH",
             "500@x y",
             "429:1:2",
+            "clock-skew:soon",
         ] {
             let err = parse_fault(text).expect_err(text);
             assert!(!err.is_empty());

@@ -453,6 +453,16 @@ fn add_api_headers(response: &mut Response, sim: &Sim, rate: &RateLimit, version
     );
     insert(response, "x-ratelimit-reset", &rate.reset_unix.to_string());
     insert(response, "x-api-version", &format!("v{version}"));
+    let skew = sim.clock_skew_s();
+    if skew != 0 {
+        // hyper adds the true `Date` only when the answer has none.
+        let date = chrono::Utc::now() + chrono::Duration::seconds(skew);
+        insert(
+            response,
+            "date",
+            &date.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+        );
+    }
     insert(response, "x-content-type-options", "nosniff");
     insert(
         response,

@@ -196,6 +196,8 @@ pub(crate) struct State {
     faults: Vec<ActiveFault>,
     outage_until: Option<Instant>,
     latency: Duration,
+    /// Seconds added to the clock in the `Date` header (`clock-skew:N`).
+    clock_skew_s: i64,
     pub(crate) rate: RateLimit,
     journal: Vec<JournalEntry>,
     next_seq: u64,
@@ -362,6 +364,7 @@ impl Sim {
                 faults: Vec::new(),
                 outage_until: None,
                 latency,
+                clock_skew_s: 0,
                 rate: RateLimit {
                     limit: rate_limit,
                     remaining: rate_limit,
@@ -428,6 +431,7 @@ impl Sim {
                     state.outage_until = Some(Instant::now() + Duration::from_millis(*duration_ms));
                 }
                 Fault::Latency { ms } => state.latency = Duration::from_millis(*ms),
+                Fault::ClockSkew { seconds } => state.clock_skew_s = *seconds,
                 counted => {
                     if let Some(count) = fault_count(counted) {
                         state.faults.push(ActiveFault {
@@ -440,16 +444,22 @@ impl Sim {
         }
     }
 
-    /// Removes every counted fault, ends any outage and sets latency to zero.
+    /// Removes every counted fault, ends any outage, sets latency and clock skew to zero.
     pub(crate) fn clear_faults(&self) {
         let mut state = self.lock();
         state.faults.clear();
         state.outage_until = None;
         state.latency = Duration::ZERO;
+        state.clock_skew_s = 0;
     }
 
     pub(crate) fn latency(&self) -> Duration {
         self.lock().latency
+    }
+
+    /// Seconds the simulator's `Date` header is ahead of (or, negative, behind) the clock.
+    pub(crate) fn clock_skew_s(&self) -> i64 {
+        self.lock().clock_skew_s
     }
 
     pub(crate) fn in_outage(&self) -> bool {

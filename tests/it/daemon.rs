@@ -223,7 +223,7 @@ fn metrics_are_scraped_from_a_running_daemon() {
         "badgedock_taps_total{outcome=\"refused\"} 1",
         "badgedock_checkouts_total 1",
         "badgedock_outbox_depth",
-        "badgedock_mdm_latency_seconds_bucket",
+        "badgedock_mdm_request_duration_seconds_bucket",
     ] {
         assert!(body.contains(expected), "missing {expected:?} in:\n{body}");
     }
