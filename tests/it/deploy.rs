@@ -159,7 +159,7 @@ fn deploy_units_verify_and_are_hardened() {
     // The screen gives up instead of crash-looping on tty1, and gives tty1 back.
     let dashboard =
         std::fs::read_to_string(repo().join("systemd/badgedock-dashboard.service")).unwrap();
-    let settings = unit_settings(&dashboard);
+    let screen = unit_settings(&dashboard);
     for (key, value) in [
         ("Restart", "always"),
         ("RestartPreventExitStatus", "78"),
@@ -173,7 +173,7 @@ fn deploy_units_verify_and_are_hardened() {
         ("UMask", "0077"),
     ] {
         assert!(
-            settings.iter().any(|(k, v)| k == key && v == value),
+            screen.iter().any(|(k, v)| k == key && v == value),
             "badgedock-dashboard.service lacks {key}={value}"
         );
     }
