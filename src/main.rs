@@ -8,11 +8,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 use badgedock::config::{self, ConfigError, LoadEnv};
 use badgedock::control::{self, Request, Response};
 use badgedock::daemon::{self, logging};
+
+mod manual;
 
 /// sysexits codes.
 mod exit {
@@ -174,6 +176,19 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Write the manual pages (badgedock.1, badgedock-run.1, …) into a directory
+    /// (used when the Debian package is built).
+    #[command(hide = true)]
+    Manpage {
+        /// The directory to write them into.
+        dir: PathBuf,
+    },
+    /// Write a shell completion script to stdout (used when the package is built).
+    #[command(hide = true)]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Operator commands for loans and the store (root or the admin group).
     Admin {
@@ -453,6 +468,19 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             command: AuditCommand::Export { config, csv: _ },
         } => audit_export(&config).await,
         Command::Admin { command } => admin(command).await,
+        Command::Manpage { dir } => {
+            let pages = manual::write_pages(Cli::command(), &dir)
+                .with_context(|| format!("cannot write the manual pages into {}", dir.display()))?;
+            for page in pages {
+                out(&page.display().to_string());
+            }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            manual::write_completions(Cli::command(), shell, &mut std::io::stdout().lock())
+                .context("cannot write the completion script to stdout")?;
+            Ok(())
+        }
     }
 }
 
