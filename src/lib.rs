@@ -8,6 +8,7 @@ pub mod domain;
 
 pub mod badges;
 pub mod checkout;
+pub mod lending;
 
 pub mod config;
 pub mod control;
@@ -17,6 +18,8 @@ pub mod dock;
 pub mod mdm;
 pub mod metrics;
 pub mod readers;
+pub mod report;
+pub mod siem;
 pub mod store;
 pub mod uemsim;
 

@@ -5,7 +5,9 @@
 //! fixes the file in one pass. Secret files are read here (trailing newline trimmed) and
 //! kept in [`Secret`]s that never print.
 
+pub mod audit;
 pub mod file;
+pub mod lending;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -13,6 +15,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use toml::Spanned;
+
+pub use crate::config::audit::{AuditConfig, SiemConfig, SiemFormat, SiemTransport};
 
 use crate::badges::format::FormatRule;
 use crate::badges::Policy;
@@ -42,6 +46,12 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     /// `[metrics] listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// `[audit]`.
+    pub audit: AuditConfig,
+    /// `[siem]`; `None` forwards nothing.
+    pub siem: Option<SiemConfig>,
+    /// `[lending]`; the defaults (14 hours, "overdue" on screen) when absent.
+    pub lending: crate::lending::LendingPolicy,
 }
 
 /// `[station]`.
@@ -453,6 +463,16 @@ impl Checker<'_> {
                         None
                     }
                 });
+        let audit = self.resolve_audit(&raw.audit);
+        let siem = raw
+            .siem
+            .as_ref()
+            .and_then(|siem| self.resolve_siem(siem, &base));
+        let lending = raw
+            .lending
+            .as_ref()
+            .map(|lending| self.resolve_lending(lending))
+            .unwrap_or_default();
         Some(Config {
             path: path.to_path_buf(),
             station,
@@ -466,6 +486,9 @@ impl Checker<'_> {
                 admin: raw.dashboard.admin,
             },
             metrics_listen,
+            audit,
+            siem,
+            lending,
         })
     }
 

@@ -98,7 +98,40 @@ const MIGRATIONS: &[&str] = &[
         added_at     INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: the audit hash chain, its retention anchor, and named cursors over the audit.
+    // The rows already there are chained by `chain::chain_existing_rows` (see
+    // `AFTER_MIGRATION`), in the same transaction.
+    r#"
+    ALTER TABLE audit ADD COLUMN hash BLOB;
+    CREATE TRIGGER audit_hash_required BEFORE INSERT ON audit
+        WHEN NEW.hash IS NULL OR length(NEW.hash) != 32
+        BEGIN SELECT RAISE(ABORT, 'an audit row needs the 32-byte hash of its chain'); END;
+
+    -- Left by retention: the sequence number and hash of the last removed audit row,
+    -- which the first remaining row chains onto.
+    CREATE TABLE audit_anchor (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        seq       INTEGER NOT NULL,
+        hash      BLOB NOT NULL CHECK (length(hash) = 32),
+        pruned_at INTEGER NOT NULL,
+        n_removed INTEGER NOT NULL
+    );
+
+    -- How far a reader of the audit (the SIEM forwarder) has got: the last sequence
+    -- number it delivered. Retention never removes rows past a cursor.
+    CREATE TABLE audit_cursors (
+        name TEXT PRIMARY KEY CHECK (length(name) > 0),
+        seq  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
+
+/// Work a migration needs that SQL alone cannot do, run right after the migration with
+/// this number, in its transaction.
+const AFTER_MIGRATION: &[(i64, MigrationStep)] = &[(2, crate::store::chain::chain_existing_rows)];
+
+/// Rust code run inside a migration's transaction.
+type MigrationStep = fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>;
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -202,6 +235,9 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
                 supported: SCHEMA_VERSION,
             })?;
         transaction.execute_batch(sql).map_err(migration_error)?;
+        for (_, step) in AFTER_MIGRATION.iter().filter(|(after, _)| *after == next) {
+            step(&transaction).map_err(migration_error)?;
+        }
         transaction
             .pragma_update(None, "application_id", APPLICATION_ID)
             .map_err(migration_error)?;
@@ -210,5 +246,38 @@ fn migrate(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
             .map_err(migration_error)?;
         transaction.commit().map_err(migration_error)?;
         tracing::info!(path = %path.display(), version = next, "store schema migrated");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chaining_migration_hashes_the_rows_a_version_1_file_already_has() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v1.sqlite3");
+        {
+            let raw = Connection::open(&path).expect("open");
+            raw.execute_batch(MIGRATIONS[0]).expect("migration 1");
+            raw.pragma_update(None, "application_id", APPLICATION_ID)
+                .expect("application_id");
+            raw.pragma_update(None, "user_version", 1).expect("version");
+            for n in 1..=3 {
+                raw.execute(
+                    "INSERT INTO audit (at, kind, detail) VALUES (?1, 'tap', 'old row')",
+                    [n * 1000],
+                )
+                .expect("insert");
+            }
+        }
+        let mut connection = open(&path).expect("migrate");
+        let transaction = connection.transaction().expect("read");
+        let verification = crate::store::chain::verify(&transaction).expect("verify");
+        assert_eq!((verification.n_rows, verification.problem), (3, None));
+        // The append-only trigger is back after the migration's own update.
+        assert!(transaction
+            .execute("UPDATE audit SET detail = 'x' WHERE seq = 1", [])
+            .is_err());
     }
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod audit;
 mod cli;
 mod crash;
 mod daemon;
@@ -14,10 +15,13 @@ mod dock;
 mod enrollment;
 mod formats;
 mod hid;
+mod lending;
 mod mdm;
 mod outbox;
 mod pcsc;
 mod pcsc_e2e;
+mod report;
+mod siem;
 mod store;
 mod terminal;
 mod tidy;
