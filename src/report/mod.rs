@@ -9,7 +9,8 @@
 //! hours.
 //!
 //! Three tables (per phone, per hour of day, per user's loans) go to CSV; the average
-//! number of phones out per hour of the week goes to an SVG chart (`chart`).
+//! number of phones out per hour of the week goes to an SVG chart (`chart`). Text cells
+//! that a spreadsheet would run as a formula are neutralised, as in the audit export.
 
 pub mod chart;
 pub mod generate;
@@ -388,6 +389,17 @@ pub fn by_user(usage: &Usage, window: Window, user: Option<&str>) -> Vec<UserRow
     rows
 }
 
+/// Text cells that a spreadsheet would read as a formula (`=`, `+`, `-`, `@`, tab, CR at
+/// the start) get a leading apostrophe, as in the audit export: usernames and device ids
+/// come from outside.
+fn cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
 fn time_text<Tz: TimeZone>(tz: &Tz, at: Option<i64>) -> String
 where
     Tz::Offset: std::fmt::Display,
@@ -417,10 +429,10 @@ where
     ])?;
     for row in rows {
         csv.write_record([
-            row.phone.clone(),
+            cell(&row.phone),
             row.loans.to_string(),
             format!("{:.2}", row.hours_out),
-            row.last_user.clone().unwrap_or_default(),
+            cell(row.last_user.as_deref().unwrap_or_default()),
             time_text(tz, row.last_seen),
             row.overdue.to_string(),
         ])?;
@@ -465,13 +477,35 @@ where
     csv.write_record(["username", "phone", "slot", "out_at", "back_at"])?;
     for row in rows {
         csv.write_record([
-            row.username.clone(),
-            row.phone.clone(),
-            row.slot.clone(),
+            cell(&row.username),
+            cell(&row.phone),
+            cell(&row.slot),
             time_text(tz, Some(row.out_at)),
             time_text(tz, row.back_at),
         ])?;
     }
     csv.into_inner()
         .map_err(|error| csv::Error::from(error.into_error()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_like_cells_are_neutralised() {
+        let rows = [UserRow {
+            username: "=HYPERLINK(\"x\")".into(),
+            phone: "android:-1".into(),
+            slot: "@3".into(),
+            out_at: 0,
+            back_at: None,
+        }];
+        let csv = write_user_csv(Vec::new(), &rows, &chrono::Utc).expect("csv");
+        assert_eq!(
+            String::from_utf8(csv).expect("utf-8"),
+            "username,phone,slot,out_at,back_at\n\
+             \"'=HYPERLINK(\"\"x\"\")\",android:-1,'@3,1970-01-01T00:00:00+00:00,\n"
+        );
+    }
 }

@@ -1,8 +1,9 @@
 //! The SIEM forwarder against a real rsyslogd on loopback: audit rows arrive in RFC 5424
 //! over UDP and in CEF over TCP (octet-counted), parsed by rsyslog as RFC 5424; a
 //! restarted forwarder resumes from its durable cursor without duplicates; rows written
-//! while the receiver is down arrive once it is back; and TLS to an `openssl s_server`
-//! with a test CA.
+//! while the receiver is down arrive once it is back; TLS to an `openssl s_server` with a
+//! test CA; and the real daemon, with the simulator, forwarding its audit (badges
+//! redacted).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -380,4 +381,38 @@ fn siem_config_problems_name_key_and_line() {
         // Each names the line of its key in the file.
         assert!(line.contains(": line "), "{line}");
     }
+}
+
+#[test]
+fn the_daemon_forwards_its_audit_to_rsyslog_with_badges_redacted() {
+    use crate::daemon::{BADGES, PHONES};
+    use crate::support::station::SimProcess;
+
+    let rsyslog = Rsyslog::start();
+    let sim = SimProcess::start(&[]);
+    let station = StationDir::new(
+        &sim.url,
+        &PHONES,
+        &BADGES,
+        &format!(
+            "[siem]\ntarget = \"127.0.0.1:{}\"\ntransport = \"tcp\"\nformat = \"rfc5424\"\nhealth-interval-seconds = 0\n",
+            rsyslog.tcp_port
+        ),
+    );
+    let _daemon = station.start_daemon();
+    station.wait_status(Duration::from_secs(15), "both phones available", |s| {
+        s["slots"]
+            .as_array()
+            .is_some_and(|slots| slots.iter().all(|slot| slot["state"] == "available"))
+    });
+    let tap = station.tap("04A1B2C3D4E5F6");
+    assert!(tap.status.success(), "{}", station.log());
+    let lines = rsyslog.wait_for(1, |l| l.contains(" checkout-reserved "));
+    assert_eq!(lines.len(), 1, "{:?}\n{}", rsyslog.raw(), station.log());
+    assert!(lines[0].contains("user=\"alice\""), "{}", lines[0]);
+    // The badge is redacted on the wire too.
+    let all = rsyslog.raw().join("\n");
+    assert!(!all.contains("04A1B2C3D4E5F6"), "{all}");
+    // Everything before it went out too, from the first row, in order.
+    assert!(all.contains(" docked [audit@32473 seq=\"1\""), "{all}");
 }
