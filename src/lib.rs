@@ -8,6 +8,7 @@ pub mod domain;
 
 pub mod badges;
 pub mod checkout;
+pub mod lending;
 
 pub mod config;
 pub mod control;
@@ -19,6 +20,8 @@ pub mod mdm;
 pub mod metrics;
 pub mod outbox;
 pub mod readers;
+pub mod report;
+pub mod siem;
 pub mod sim;
 pub mod store;
 pub mod uemsim;

@@ -20,6 +20,7 @@ mod manual;
 mod exit {
     pub const REFUSED: u8 = 1;
     pub const USAGE: u8 = 64;
+    pub const DATAERR: u8 = 65;
     pub const UNAVAILABLE: u8 = 69;
     pub const SOFTWARE: u8 = 70;
     pub const NOPERM: u8 = 77;
@@ -177,6 +178,30 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Usage figures from the audit: per phone, per hour of the day, per user's loans.
+    Report {
+        /// The config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// First day (YYYY-MM-DD, station time) or an RFC 3339 time; the audit's start when absent.
+        #[arg(long)]
+        from: Option<String>,
+        /// Day after the last (YYYY-MM-DD) or an RFC 3339 time; now when absent.
+        #[arg(long)]
+        to: Option<String>,
+        /// Which table: per phone, per hour of the day, or per user's loans.
+        #[arg(long, value_enum, default_value_t = badgedock::report::run::By::Phone)]
+        by: badgedock::report::run::By,
+        /// Only this user's loans (implies --by user).
+        #[arg(long)]
+        user: Option<String>,
+        /// Write the table as CSV to this file ("-" for stdout, the default).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Also draw phones out by hour of the week to this SVG file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
     /// Write the manual pages (badgedock.1, badgedock-run.1, …) into a directory
     /// (used when the Debian package is built).
     #[command(hide = true)]
@@ -279,6 +304,18 @@ enum AuditCommand {
         /// CSV output (the only format).
         #[arg(long)]
         csv: bool,
+    },
+    /// Check the audit hash chain; exit 65 naming the first bad row.
+    Verify {
+        /// The config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Remove audit rows older than [audit] retention-days, keeping the chain verifiable.
+    Prune {
+        /// The config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
 }
 
@@ -479,6 +516,43 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Completions { shell } => {
             manual::write_completions(Cli::command(), shell, &mut std::io::stdout().lock())
                 .context("cannot write the completion script to stdout")?;
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { config },
+        } => audit_verify(&config).await,
+        Command::Audit {
+            command: AuditCommand::Prune { config },
+        } => audit_prune(&config).await,
+        Command::Report {
+            config,
+            from,
+            to,
+            by,
+            user,
+            csv,
+            svg,
+        } => {
+            let overdue_ms = load_config(&config)?.engine.overdue_ms;
+            let store = open_store(&config).await?;
+            let request = badgedock::report::run::Request {
+                from,
+                to,
+                by: if user.is_some() {
+                    badgedock::report::run::By::User
+                } else {
+                    by
+                },
+                user,
+                csv: csv.filter(|path| path.as_os_str() != "-"),
+                svg,
+                overdue_ms,
+            };
+            let summary =
+                badgedock::report::run::run(&store, &request, &chrono::Local, std::io::stdout())
+                    .await
+                    .map_err(|error| Failure::new(error.exit_code(), error))?;
+            err_line(&summary);
             Ok(())
         }
     }
@@ -1087,6 +1161,77 @@ async fn backup(config: &Path, file: &Path) -> Result<(), Failure> {
         file.display()
     ));
     Ok(())
+}
+
+async fn audit_verify(config: &Path) -> Result<(), Failure> {
+    let store = open_store(config).await?;
+    let verification = store
+        .verify_audit()
+        .await
+        .context("cannot read the audit log")?;
+    let from = match verification.anchor_seq {
+        Some(seq) => format!("from the retention anchor after row {seq}"),
+        None => "from the first row".to_string(),
+    };
+    match verification.problem {
+        None => {
+            out(&format!(
+                "audit chain ok: {} rows {from}, last row {}",
+                verification.n_rows,
+                verification
+                    .head_seq
+                    .map(|seq| seq.to_string())
+                    .unwrap_or_else(|| "none".into())
+            ));
+            Ok(())
+        }
+        Some(problem) => Err(Failure::new(
+            exit::DATAERR,
+            anyhow::anyhow!(
+                "the audit chain is broken at row {}: {problem} ({} rows before it verified {from}); keep this file as evidence and compare with the SIEM's copy",
+                problem.seq(),
+                verification.n_rows
+            ),
+        )),
+    }
+}
+
+async fn audit_prune(config_path: &Path) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let Some(retention) = config.audit.retention else {
+        out("[audit] retention-days is not set: everything is kept");
+        return Ok(());
+    };
+    let store = open_store(config_path).await?;
+    let now = badgedock::domain::Timestamp(chrono::Utc::now().timestamp_millis());
+    let before = badgedock::domain::Timestamp(
+        now.0 - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX),
+    );
+    match store
+        .prune_audit(before, now)
+        .await
+        .context("cannot apply the audit retention")?
+    {
+        Ok(pruned) => {
+            out(&format!(
+                "removed {} audit rows older than {} days{}",
+                pruned.n_removed,
+                retention.as_secs() / 86_400,
+                pruned
+                    .anchor_seq
+                    .map(|seq| format!("; the chain now starts after row {seq}"))
+                    .unwrap_or_default()
+            ));
+            Ok(())
+        }
+        Err(problem) => Err(Failure::new(
+            exit::DATAERR,
+            anyhow::anyhow!(
+                "nothing removed: the audit chain is broken at row {}: {problem}; keep this file as evidence",
+                problem.seq()
+            ),
+        )),
+    }
 }
 
 async fn audit_export(config: &Path) -> Result<(), Failure> {

@@ -31,6 +31,10 @@ pub struct ConfigFile {
     pub dashboard: DashboardFile,
     #[serde(default)]
     pub metrics: MetricsFile,
+    #[serde(default)]
+    pub audit: crate::config::audit::AuditFile,
+    pub siem: Option<crate::config::audit::SiemFile>,
+    pub lending: Option<crate::config::lending::LendingFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]

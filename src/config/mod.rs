@@ -5,7 +5,9 @@
 //! fixes the file in one pass. Secret files are read here (trailing newline trimmed) and
 //! kept in [`Secret`]s that never print.
 
+pub mod audit;
 pub mod file;
+pub mod lending;
 mod lenient;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +16,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use toml::Spanned;
+
+pub use crate::config::audit::{AuditConfig, SiemConfig, SiemFormat, SiemTransport};
 
 use crate::badges::format::FormatRule;
 use crate::badges::Policy;
@@ -48,6 +52,12 @@ pub struct Config {
     /// What was accepted but changed or worth knowing (a lower-case badge normalised),
     /// for `check-config` to print.
     pub notes: Vec<Problem>,
+    /// `[audit]`.
+    pub audit: AuditConfig,
+    /// `[siem]`; `None` forwards nothing.
+    pub siem: Option<SiemConfig>,
+    /// `[lending]`; the defaults (14 hours, "overdue" on screen) when absent.
+    pub lending: crate::lending::LendingPolicy,
 }
 
 /// The default of `directory.max-file-bytes`: 16 MiB, some 200,000 badges.
@@ -765,6 +775,16 @@ impl Checker<'_> {
             .as_ref()
             .and_then(|d| d.max_file_bytes.as_ref())
             .map_or(DEFAULT_MAX_FILE_BYTES, |max| *max.get_ref());
+        let audit = self.resolve_audit(&raw.audit);
+        let siem = raw
+            .siem
+            .as_ref()
+            .and_then(|siem| self.resolve_siem(siem, &base));
+        let lending = raw
+            .lending
+            .as_ref()
+            .map(|lending| self.resolve_lending(lending))
+            .unwrap_or_default();
         Some(Config {
             path: path.to_path_buf(),
             station,
@@ -780,6 +800,9 @@ impl Checker<'_> {
             metrics_listen,
             directory_max_file_bytes,
             notes: Vec::new(),
+            audit,
+            siem,
+            lending,
         })
     }
 

@@ -287,6 +287,19 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
     };
     tracker.spawn(outbox.run());
 
+    // The audit's readers and keepers: the SIEM forwarder and retention.
+    if let Some(siem) = config.siem.clone() {
+        let forwarder = crate::siem::Forwarder::new(store.clone(), siem, &config.station.name);
+        tracker.spawn(forwarder.run(cancel.clone()));
+    }
+    if let Some(retention) = config.audit.retention {
+        tracker.spawn(crate::store::retention::run(
+            store.clone(),
+            retention,
+            cancel.clone(),
+        ));
+    }
+
     // Control socket.
     let control = control_server::ControlServer::bind(
         &config.station.control_socket,

@@ -266,10 +266,8 @@ mod tests {
             ws1.perform(&ours, &assign("bob")),
             Err(MdmError::AmbiguousUser { matches: 2, .. })
         ));
-        assert!(matches!(
-            ws1.perform(&ours, &assign("Alice")),
-            Err(MdmError::NoSuchUser { .. })
-        ));
+        // User names compare without regard to case, as Workspace ONE's do.
+        assert_eq!(ws1.perform(&ours, &assign("Alice")), Ok(Applied::Assigned));
         assert!(matches!(
             ws1.perform(&personal, &MdmAction::AssignStagingUser),
             Err(MdmError::Rejected { status: 400, .. })

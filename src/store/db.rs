@@ -19,9 +19,10 @@ use crate::checkout::{
 use crate::domain::{
     BadgeNumber, DeviceKey, Platform, ReaderName, SlotLabel, Timestamp, User, Username,
 };
+use crate::store::chain;
 use crate::store::key::BadgeKey;
 use crate::store::schema::BUSY_TIMEOUT;
-use crate::store::{LocalBadge, OutboxRow, StoreError, StoredBadge};
+use crate::store::{AuditRecord, LocalBadge, OutboxRow, StoreError, StoredBadge};
 
 /// The connection, the file it belongs to (for error messages) and the station key
 /// badge numbers are hashed with.
@@ -289,28 +290,52 @@ impl Db {
 
             let mut append_audit = transaction
                 .prepare_cached(
-                    "INSERT INTO audit (at, kind, reader, badge, username, device_platform,
-                                        device_id, slot, detail)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO audit (seq, at, kind, reader, badge, username, device_platform,
+                                        device_id, slot, detail, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(&err)?;
+            // Each row chains onto the one before it (see `chain`); the write lock is held,
+            // so the head cannot move under us.
+            let (mut seq, mut previous) = if commit.audit.is_empty() {
+                (0, chain::GENESIS)
+            } else {
+                chain::head(&transaction).map_err(&err)?
+            };
             for entry in &commit.audit {
+                seq += 1;
+                let row = chain::ChainRow {
+                    seq,
+                    at: entry.at.0,
+                    kind: entry.kind.as_str().to_string(),
+                    reader: entry.reader.as_ref().map(|r| r.as_str().to_string()),
+                    badge: entry.badge.as_deref().map(ensure_redacted),
+                    username: entry.username.as_ref().map(|u| u.as_str().to_string()),
+                    device_platform: entry
+                        .device
+                        .as_ref()
+                        .map(|device| platform_name(device.platform).to_string()),
+                    device_id: entry.device.as_ref().map(|device| device.id.clone()),
+                    slot: entry.slot.as_ref().map(|s| s.as_str().to_string()),
+                    detail: entry.detail.clone(),
+                };
+                let hash = chain::row_hash(&previous, &row);
                 append_audit
                     .execute(params![
-                        entry.at.0,
-                        entry.kind.as_str(),
-                        entry.reader.as_ref().map(ReaderName::as_str),
-                        entry.badge.as_deref().map(ensure_redacted),
-                        entry.username.as_ref().map(Username::as_str),
-                        entry
-                            .device
-                            .as_ref()
-                            .map(|device| platform_name(device.platform)),
-                        entry.device.as_ref().map(|device| device.id.as_str()),
-                        entry.slot.as_ref().map(SlotLabel::as_str),
-                        entry.detail,
+                        row.seq,
+                        row.at,
+                        row.kind,
+                        row.reader,
+                        row.badge,
+                        row.username,
+                        row.device_platform,
+                        row.device_id,
+                        row.slot,
+                        row.detail,
+                        hash.as_slice(),
                     ])
                     .map_err(&err)?;
+                previous = hash;
             }
 
             let mut write_counter = transaction
@@ -543,6 +568,130 @@ impl Db {
         rows.into_iter()
             .map(|row| row.into_entry(&self.path))
             .collect()
+    }
+
+    /// Walks the audit hash chain.
+    pub(super) fn verify_audit(&mut self) -> Result<chain::Verification, StoreError> {
+        let err = sql_error(&self.path, "verify the audit chain");
+        // A read transaction: one snapshot while the daemon keeps appending.
+        let transaction = self.connection.transaction().map_err(&err)?;
+        let verification = chain::verify(&transaction).map_err(&err)?;
+        transaction.commit().map_err(&err)?;
+        Ok(verification)
+    }
+
+    /// Retention: removes the audit rows older than `before`, never a row a cursor has
+    /// not passed, after checking the chain (a broken chain is evidence and is kept).
+    pub(super) fn prune_audit(
+        &mut self,
+        before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Result<chain::Pruned, chain::ChainProblem>, StoreError> {
+        let err = sql_error(&self.path, "apply the audit retention");
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        if let Some(problem) = chain::verify(&transaction).map_err(&err)?.problem {
+            return Ok(Err(problem));
+        }
+        let keep_from: Option<i64> = transaction
+            .query_row("SELECT min(seq) + 1 FROM audit_cursors", [], |row| {
+                row.get(0)
+            })
+            .map_err(&err)?;
+        let pruned = chain::prune(&transaction, before.0, keep_from, now.0).map_err(&err)?;
+        transaction.commit().map_err(&err)?;
+        Ok(Ok(pruned))
+    }
+
+    /// Up to `limit` audit rows after sequence number `after`, oldest first, with their
+    /// hashes.
+    pub(super) fn audit_after(
+        &mut self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.audit_records(
+            "SELECT seq, at, kind, reader, badge, username, device_platform, device_id,
+                    slot, detail, hash
+             FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            params![after, limit],
+        )
+    }
+
+    /// The audit rows with `at` before `before`, oldest first.
+    pub(super) fn audit_before(
+        &mut self,
+        before: Timestamp,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.audit_records(
+            "SELECT seq, at, kind, reader, badge, username, device_platform, device_id,
+                    slot, detail, hash
+             FROM audit WHERE at < ?1 ORDER BY seq",
+            params![before.0],
+        )
+    }
+
+    fn audit_records(
+        &mut self,
+        sql: &str,
+        parameters: impl rusqlite::Params,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let err = sql_error(&self.path, "read the audit log");
+        let mut statement = self.connection.prepare_cached(sql).map_err(&err)?;
+        let rows = statement
+            .query_map(parameters, |row| {
+                Ok((AuditRow::from_row(row)?, row.get::<_, Option<Vec<u8>>>(10)?))
+            })
+            .map_err(&err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(&err)?;
+        rows.into_iter()
+            .map(|(row, hash)| {
+                let seq = row.seq;
+                Ok(AuditRecord {
+                    seq,
+                    entry: row.into_entry(&self.path)?,
+                    hash: hash.as_deref().map(chain::hex).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// The newest audit sequence number ever given.
+    pub(super) fn audit_head(&mut self) -> Result<i64, StoreError> {
+        let err = sql_error(&self.path, "read the audit head");
+        let transaction = self.connection.transaction().map_err(&err)?;
+        let (seq, _) = chain::head(&transaction).map_err(&err)?;
+        transaction.commit().map_err(&err)?;
+        Ok(seq)
+    }
+
+    /// A named cursor over the audit: the last sequence number its reader handled.
+    pub(super) fn audit_cursor(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
+        let err = sql_error(&self.path, "read an audit cursor");
+        self.connection
+            .prepare_cached("SELECT seq FROM audit_cursors WHERE name = ?1")
+            .map_err(&err)?
+            .query_row(params![name], |row| row.get(0))
+            .optional()
+            .map_err(&err)
+    }
+
+    /// Moves a named cursor (creating it).
+    pub(super) fn set_audit_cursor(&mut self, name: &str, seq: i64) -> Result<(), StoreError> {
+        let err = sql_error(&self.path, "move an audit cursor");
+        self.connection
+            .prepare_cached(
+                "INSERT INTO audit_cursors (name, seq) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+            )
+            .map_err(&err)?
+            .execute(params![name, seq])
+            .map_err(&err)?;
+        Ok(())
     }
 
     /// Streams the whole audit log as CSV into `writer`, oldest first.

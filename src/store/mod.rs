@@ -19,9 +19,11 @@
 //! took another branch) does not cancel the job: a commit may still be applied.
 
 mod blocking;
+pub mod chain;
 mod db;
 mod error;
 pub mod key;
+pub mod retention;
 pub mod schema;
 
 pub use blocking::{BlockingStore, Durability};
@@ -71,6 +73,17 @@ pub struct OutboxRow {
     pub sent_at: Option<Timestamp>,
     /// The last error the worker recorded.
     pub last_error: Option<String>,
+}
+
+/// An audit row with its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// The sequence number.
+    pub seq: i64,
+    /// The row.
+    pub entry: AuditEntry,
+    /// Its chain hash, hex.
+    pub hash: String,
 }
 
 /// Where a local badge came from.
@@ -243,6 +256,54 @@ impl Store {
         writer: W,
     ) -> Result<W, StoreError> {
         self.call(move |db| db.export_audit_csv(writer)).await
+    }
+
+    /// Walks the audit hash chain and reports the first break (`badgedock audit verify`).
+    pub async fn verify_audit(&self) -> Result<chain::Verification, StoreError> {
+        self.call(|db| db.verify_audit()).await
+    }
+
+    /// Audit retention, the one path that removes audit rows: in one transaction it
+    /// checks the chain (a broken chain is kept as evidence: the inner `Err`), removes
+    /// the rows older than `before` that every audit cursor has passed, and leaves the
+    /// last removed row's hash as the anchor the chain goes on from.
+    pub async fn prune_audit(
+        &self,
+        before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Result<chain::Pruned, chain::ChainProblem>, StoreError> {
+        self.call(move |db| db.prune_audit(before, now)).await
+    }
+
+    /// Up to `limit` audit rows after sequence number `after`, oldest first.
+    pub async fn audit_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.call(move |db| db.audit_after(after, limit)).await
+    }
+
+    /// Every audit row stamped before `before`, oldest first (reports).
+    pub async fn audit_before(&self, before: Timestamp) -> Result<Vec<AuditRecord>, StoreError> {
+        self.call(move |db| db.audit_before(before)).await
+    }
+
+    /// The newest audit sequence number ever given (0 before the first row).
+    pub async fn recent_audit_head(&self) -> Result<i64, StoreError> {
+        self.call(|db| db.audit_head()).await
+    }
+
+    /// The last sequence number the reader `name` handled; `None` before its first.
+    pub async fn audit_cursor(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        let name = name.to_string();
+        self.call(move |db| db.audit_cursor(&name)).await
+    }
+
+    /// Durably moves the cursor `name` to `seq`.
+    pub async fn set_audit_cursor(&self, name: &str, seq: i64) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.call(move |db| db.set_audit_cursor(&name, seq)).await
     }
 
     /// Inserts or replaces local badges in one transaction; returns how many were

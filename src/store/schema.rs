@@ -127,6 +127,9 @@ const MIGRATIONS: &[Migration] = &[
     CREATE INDEX checkouts_open ON checkouts (id) WHERE state IN ('reserved', 'out');
     "#,
     ),
+    // 4: the audit hash chain, its retention anchor, and named cursors over the audit;
+    // the rows already there are chained in the same transaction.
+    Migration::Rust(chain_the_audit),
 ];
 
 /// Migration 2: the local badge table keyed by `badge_hmac`, with the redacted form
@@ -172,6 +175,37 @@ fn hash_badge_numbers(transaction: &Transaction<'_>, key: &BadgeKey) -> rusqlite
          ALTER TABLE badges_keyed RENAME TO badges;",
     )
 }
+
+/// Migration 4: the audit's hash chain (`chain::chain_existing_rows` hashes the rows a
+/// file already has), the retention anchor and the audit cursors.
+fn chain_the_audit(transaction: &Transaction<'_>, _key: &BadgeKey) -> rusqlite::Result<()> {
+    transaction.execute_batch(AUDIT_CHAIN_SQL)?;
+    crate::store::chain::chain_existing_rows(transaction)
+}
+
+const AUDIT_CHAIN_SQL: &str = r#"
+    ALTER TABLE audit ADD COLUMN hash BLOB;
+    CREATE TRIGGER audit_hash_required BEFORE INSERT ON audit
+        WHEN NEW.hash IS NULL OR length(NEW.hash) != 32
+        BEGIN SELECT RAISE(ABORT, 'an audit row needs the 32-byte hash of its chain'); END;
+
+    -- Left by retention: the sequence number and hash of the last removed audit row,
+    -- which the first remaining row chains onto.
+    CREATE TABLE audit_anchor (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        seq       INTEGER NOT NULL,
+        hash      BLOB NOT NULL CHECK (length(hash) = 32),
+        pruned_at INTEGER NOT NULL,
+        n_removed INTEGER NOT NULL
+    );
+
+    -- How far a reader of the audit (the SIEM forwarder) has got: the last sequence
+    -- number it delivered. Retention never removes rows past a cursor.
+    CREATE TABLE audit_cursors (
+        name TEXT PRIMARY KEY CHECK (length(name) > 0),
+        seq  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+"#;
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -309,5 +343,41 @@ fn migrate(
         transaction.commit().map_err(migration_error)?;
         applied.push(next);
         tracing::info!(path = %path.display(), version = next, "store schema migrated");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chaining_migration_hashes_the_rows_a_version_1_file_already_has() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v1.sqlite3");
+        {
+            let raw = Connection::open(&path).expect("open");
+            let Migration::Sql(first) = MIGRATIONS[0] else {
+                panic!("migration 1 is SQL")
+            };
+            raw.execute_batch(first).expect("migration 1");
+            raw.pragma_update(None, "application_id", APPLICATION_ID)
+                .expect("application_id");
+            raw.pragma_update(None, "user_version", 1).expect("version");
+            for n in 1..=3 {
+                raw.execute(
+                    "INSERT INTO audit (at, kind, detail) VALUES (?1, 'tap', 'old row')",
+                    [n * 1000],
+                )
+                .expect("insert");
+            }
+        }
+        let (mut connection, _key) = open(&path).expect("migrate");
+        let transaction = connection.transaction().expect("read");
+        let verification = crate::store::chain::verify(&transaction).expect("verify");
+        assert_eq!((verification.n_rows, verification.problem), (3, None));
+        // The append-only trigger is back after the migration's own update.
+        assert!(transaction
+            .execute("UPDATE audit SET detail = 'x' WHERE seq = 1", [])
+            .is_err());
     }
 }

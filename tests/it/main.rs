@@ -3,6 +3,7 @@
 
 mod support;
 
+mod audit;
 mod cli;
 mod crash;
 mod daemon;
@@ -16,6 +17,7 @@ mod enrollment;
 mod formats;
 mod hid;
 mod journal;
+mod lending;
 mod mdm;
 mod metrics;
 mod ops;
@@ -23,6 +25,8 @@ mod outbox;
 mod pcsc;
 mod pcsc_e2e;
 mod reload;
+mod report;
+mod siem;
 mod sim;
 mod store;
 mod terminal;

@@ -514,6 +514,18 @@ fn v1_store(path: &Path) {
                        CHECK (state IN ('reserved', 'out', 'returned', 'expired', 'cancelled')),
                  record TEXT NOT NULL
              );
+             CREATE TABLE audit (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 at INTEGER NOT NULL,
+                 kind TEXT NOT NULL CHECK (length(kind) > 0),
+                 reader TEXT, badge TEXT, username TEXT, device_platform TEXT,
+                 device_id TEXT, slot TEXT,
+                 detail TEXT NOT NULL
+             );
+             CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+                 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+             CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+                 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
              CREATE TABLE badges (
                  number TEXT PRIMARY KEY CHECK (length(number) > 0),
                  username TEXT NOT NULL CHECK (length(username) > 0),
@@ -535,7 +547,7 @@ fn v1_store(path: &Path) {
 async fn a_v1_badge_table_is_migrated_to_keyed_hashes() {
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().join("badgedock.sqlite3");
-    // Only the badge and check-out tables of v1 matter here (later migrations change them).
+    // Only the tables of v1 that later migrations change are needed here.
     v1_store(&path);
     let store = badgedock::store::Store::open(&path).unwrap();
     let found = store
