@@ -99,6 +99,7 @@ fn busy_station() -> Snapshot {
         },
         events,
         open_reservations: 4,
+        fleet: None,
     }
 }
 

@@ -102,6 +102,8 @@ pub struct Engine {
     identify_retry: BTreeMap<DeviceKey, Timestamp>,
     /// The last unknown badge, for supervised enrolment.
     enrollment: Option<PendingEnrollment>,
+    /// Loans at other stations (`Input::FleetLoans`); `None` outside a fleet.
+    fleet: Option<(bool, Vec<RemoteLoan>)>,
 }
 
 /// Collects what one input changes; turned into effects at the end of `handle`.
@@ -152,6 +154,7 @@ impl Engine {
             events: VecDeque::new(),
             identify_retry: BTreeMap::new(),
             enrollment: None,
+            fleet: None,
         };
         engine.mdm.waiting = engine.pending_action_count();
         let effects = engine
@@ -206,6 +209,7 @@ impl Engine {
                 user,
                 approved_by,
             } => self.on_enrolled(&mut turn, badge, user, approved_by),
+            Input::FleetLoans { reachable, loans } => self.on_fleet_loans(reachable, loans),
             Input::Tick => {}
         }
         self.on_deadlines(&mut turn);
@@ -272,6 +276,11 @@ impl Engine {
             },
             events: self.events.iter().cloned().collect(),
             open_reservations: self.open_reservations().len() as u32,
+            fleet: self.fleet.as_ref().map(|(reachable, loans)| FleetView {
+                reachable: *reachable,
+                // Only loans that count against the limit now.
+                remote_loans: if *reachable { loans.len() as u32 } else { 0 },
+            }),
         }
     }
 
@@ -374,19 +383,35 @@ impl Engine {
             .values()
             .filter(|c| c.username == user.username)
             .collect();
-        if held.len() as u32 >= self.config.max_devices_per_user {
+        // Loans at other stations count too, from the fleet's last view (never waited for).
+        let remote: Vec<&RemoteLoan> = match &self.fleet {
+            Some((true, loans)) => loans
+                .iter()
+                .filter(|l| l.username == user.username)
+                .collect(),
+            _ => Vec::new(),
+        };
+        if (held.len() + remote.len()) as u32 >= self.config.max_devices_per_user {
             let holding = held
                 .iter()
                 .map(|c| {
                     let name = self.device_name(&c.device);
                     format!("{name} (slot {})", c.slot)
                 })
+                .chain(remote.iter().map(|l| format!("a phone from {}", l.cabinet)))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let headline = format!(
-                "{} — you already have a phone",
-                user.display_name.to_uppercase()
-            );
+            let headline = match remote.first() {
+                Some(loan) if held.is_empty() => format!(
+                    "{} — you already have a phone from {}",
+                    user.display_name.to_uppercase(),
+                    loan.cabinet
+                ),
+                _ => format!(
+                    "{} — you already have a phone",
+                    user.display_name.to_uppercase()
+                ),
+            };
             let reason = format!("already holds {holding}; return it first");
             return self.refuse(
                 turn,
@@ -1711,6 +1736,20 @@ impl Engine {
             slot: slot.cloned(),
             detail: detail.to_string(),
         });
+    }
+
+    /// The fleet task's view of loans at other stations; a change of reachability is
+    /// said on the events pane.
+    fn on_fleet_loans(&mut self, reachable: bool, loans: Vec<RemoteLoan>) {
+        let was = self.fleet.as_ref().map(|(reachable, _)| *reachable);
+        if was != Some(reachable) {
+            self.event(if reachable {
+                "Fleet reachable: the per-user limit counts loans at every cabinet".into()
+            } else {
+                "Fleet unreachable: the per-user limit counts this cabinet's loans only".into()
+            });
+        }
+        self.fleet = Some((reachable, loans));
     }
 
     fn event(&mut self, text: String) {

@@ -44,6 +44,8 @@ use crate::dashboard::view::UiState;
 use crate::domain::Timestamp;
 
 /// What the dashboard draws: the daemon's latest snapshot, or why there is none.
+// One Feed exists at a time; boxing the snapshot would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Feed {
     /// The station as the daemon last published it.

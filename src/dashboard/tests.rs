@@ -119,6 +119,7 @@ fn idle() -> Snapshot {
             },
         ],
         open_reservations: 0,
+        fleet: None,
     }
 }
 

@@ -32,6 +32,7 @@ pub fn snapshot(station: &str) -> Snapshot {
         },
         events: vec![],
         open_reservations: 0,
+        fleet: None,
     }
 }
 
