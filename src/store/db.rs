@@ -22,6 +22,8 @@ use crate::domain::{
 use crate::store::schema::BUSY_TIMEOUT;
 use crate::store::{LocalBadge, OutboxRow, StoreError};
 
+mod fleet;
+
 /// The connection and the file it belongs to (for error messages).
 pub(super) struct Db {
     connection: Connection,

@@ -20,9 +20,11 @@
 
 mod db;
 mod error;
+mod fleet;
 pub mod schema;
 
 pub use error::StoreError;
+pub use fleet::SequencedAudit;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -98,6 +98,23 @@ const MIGRATIONS: &[&str] = &[
         added_at     INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: the fleet publisher's durable cursors and the admin requests it carried out.
+    r#"
+    -- How far each fleet stream has been published (`audit` = the last audit seq that
+    -- PostgreSQL acknowledged). Written after PostgreSQL's commit, so a crash in between
+    -- sends a batch again, which the fleet store ignores (idempotent by station + seq).
+    CREATE TABLE fleet_cursor (
+        stream TEXT PRIMARY KEY,
+        seq    INTEGER NOT NULL CHECK (seq >= 0)
+    ) WITHOUT ROWID;
+
+    -- Console admin requests this station has handed to its engine, by request id: a
+    -- request found here is acknowledged again, never carried out twice.
+    CREATE TABLE fleet_admin_done (
+        request_id INTEGER PRIMARY KEY,
+        at         INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes: the number of migrations.
