@@ -14,6 +14,7 @@ pub mod control;
 pub mod dashboard;
 pub mod directory;
 pub mod dock;
+pub mod fleet;
 pub mod mdm;
 pub mod metrics;
 pub mod readers;

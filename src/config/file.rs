@@ -30,6 +30,7 @@ pub struct ConfigFile {
     pub dashboard: DashboardFile,
     #[serde(default)]
     pub metrics: MetricsFile,
+    pub fleet: Option<super::fleet::FleetFile>,
 }
 
 #[derive(Debug, Deserialize)]

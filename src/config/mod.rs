@@ -6,6 +6,9 @@
 //! kept in [`Secret`]s that never print.
 
 pub mod file;
+mod fleet;
+
+pub use fleet::{FleetConfig, FleetTls};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -42,6 +45,8 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     /// `[metrics] listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// `[fleet]`: publish to a PostgreSQL fleet store; `None` for a station on its own.
+    pub fleet: Option<FleetConfig>,
 }
 
 /// `[station]`.
@@ -466,6 +471,10 @@ impl Checker<'_> {
                 admin: raw.dashboard.admin,
             },
             metrics_listen,
+            fleet: raw
+                .fleet
+                .as_ref()
+                .and_then(|fleet| self.resolve_fleet(fleet, &base)),
         })
     }
 
