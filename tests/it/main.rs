@@ -12,6 +12,7 @@ mod deploy;
 mod directory;
 mod dock;
 mod enrollment;
+mod fleet;
 mod formats;
 mod hid;
 mod mdm;
