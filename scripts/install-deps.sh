@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build=(pkg-config libpcsclite-dev libudev-dev)
-test=(pcscd vsmartcard-vpcd slapd ldap-utils openssl tmux udev systemd iproute2 debootstrap dpkg-dev fakeroot postgresql)
+test=(pcscd vsmartcard-vpcd slapd ldap-utils openssl tmux udev systemd iproute2 debootstrap dpkg-dev fakeroot postgresql chromium chromium-driver)
 
 wanted=("${build[@]}")
 if [ "${1:-}" = "--test" ]; then

@@ -13,6 +13,7 @@ mod directory;
 mod dock;
 mod enrollment;
 mod fleet;
+mod fleet_console;
 mod formats;
 mod hid;
 mod mdm;
