@@ -25,6 +25,7 @@ use support::{have, repo, run, target_dir, Chroot};
 const EXPOSURE_LIMITS: &[(&str, f64)] = &[
     ("badgedock.service", 2.0),
     ("badgedock-dashboard.service", 5.0),
+    ("badgedock-fleet.service", 1.5),
 ];
 
 /// HID badge readers (readers.md 1.8: the rows without libccid, read as HID). PC/SC
