@@ -996,15 +996,13 @@ fn bookworm_rootfs() -> PathBuf {
     tarball
 }
 
-/// FIXME(issue 13, client commands): `badgedock status` and `badgedock dashboard` still
-/// load the whole config, root-only secrets included, so a member of the group badgedock
-/// and the dashboard unit stop with 78. Flip to `true` when they read only the socket
-/// path; the test then proves the group member's `status` and the dashboard staying up.
+/// Client commands read only the socket path and the state dir (`config::load_client`),
+/// never the root-only secrets: the test proves a member of the group badgedock can run
+/// `status` and the dashboard unit stays up.
 const CLIENT_COMMANDS_NEED_NO_SECRETS: bool = true;
 
-/// FIXME(issue 13, reload): SIGHUP still ends the daemon (systemd counts it a clean
-/// exit, so it stays down). Flip to `true` when SIGHUP re-reads the config; the test
-/// then proves `systemctl reload` keeps the same process running.
+/// SIGHUP re-reads the config and the directory: the test proves `systemctl reload`
+/// keeps the same process running.
 const SIGHUP_RELOADS: bool = true;
 
 /// The station's config inside the container: the simulator on the container's own

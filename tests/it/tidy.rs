@@ -69,6 +69,7 @@ fn the_engine_core_does_no_io() {
     ];
     let mut core = rust_files(&root().join("src/checkout"));
     core.extend(rust_files(&root().join("src/badges")));
+    core.extend(rust_files(&root().join("src/outbox")));
     core.push(root().join("src/domain.rs"));
     let mut violations = Vec::new();
     for file in core {
@@ -89,6 +90,50 @@ fn the_engine_core_does_no_io() {
     assert!(
         violations.is_empty(),
         "the core must stay free of I/O: {violations:#?}"
+    );
+}
+
+#[test]
+fn edges_do_not_import_each_other() {
+    // Readers, docks, the Workspace ONE client, the store, the directory, the control
+    // protocol and the dashboard meet only in the engine's types and the daemon's
+    // wiring. The one allowed link: the dashboard speaks the control protocol.
+    let edges = [
+        "readers",
+        "dock",
+        "mdm",
+        "store",
+        "directory",
+        "control",
+        "dashboard",
+    ];
+    let mut violations = Vec::new();
+    for edge in edges {
+        for file in rust_files(&root().join("src").join(edge)) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (number, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                for other in edges.iter().chain(["daemon"].iter()) {
+                    if *other == edge || (edge == "dashboard" && *other == "control") {
+                        continue;
+                    }
+                    if code.contains(&format!("crate::{other}::"))
+                        || code.contains(&format!("crate::{other}}}"))
+                        || code.contains(&format!("crate::{other};"))
+                    {
+                        violations.push(format!(
+                            "{}:{}: uses {other}",
+                            file.strip_prefix(root()).unwrap().display(),
+                            number + 1
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "edges must not know each other: {violations:#?}"
     );
 }
 
