@@ -11,8 +11,9 @@ use crate::mdm::model::{DeviceV1, UserSearchV1, UserV1};
 use crate::mdm::{parse_json, MdmError, UemClient, MAX_USER_PAGES, USER_PAGE_SIZE};
 
 impl UemClient {
-    /// Every account whose `UserName` is exactly `username`, active or not, in the
-    /// order Workspace ONE lists them.
+    /// Every account whose `UserName` is `username` (compared without regard to case, as
+    /// Workspace ONE does; otherwise exactly), active or not, in the order Workspace ONE
+    /// lists them. The one paging loop over the user search: `user_id` and doctor use it.
     pub async fn accounts_named(&self, username: &Username) -> Result<Vec<UserV1>, MdmError> {
         let operation = format!("look up the accounts named {username}");
         let mut exact = Vec::new();
@@ -40,12 +41,11 @@ impl UemClient {
             let result: UserSearchV1 = parse_json(&operation, &response.body)?;
             let n_users = result.users.len();
             seen += i64::try_from(n_users).unwrap_or(i64::MAX);
-            exact.extend(
-                result
-                    .users
-                    .into_iter()
-                    .filter(|user| user.user_name.as_deref() == Some(username.as_str())),
-            );
+            exact.extend(result.users.into_iter().filter(|user| {
+                user.user_name
+                    .as_deref()
+                    .is_some_and(|name| username.same_as(name))
+            }));
             if n_users == 0 || result.total.is_none_or(|total| seen >= total) {
                 break;
             }

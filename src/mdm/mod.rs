@@ -32,7 +32,7 @@ use reqwest::{Method, StatusCode};
 use crate::checkout::{MdmAction, MdmDeviceInfo};
 use crate::domain::{DeviceKey, Platform, Username};
 use client::lock;
-use model::{DeviceV1, UserSearchV1};
+use model::DeviceV1;
 
 /// Page size of the user search (the API's default and cap).
 const USER_PAGE_SIZE: &str = "500";
@@ -196,53 +196,21 @@ impl UemClient {
             return Ok((id, true));
         }
         let operation = format!("look up user {username}");
+        // Substring search on the server: keep only the exact (case-insensitive, as
+        // Workspace ONE compares user names), active account(s).
         let mut exact_active = Vec::new();
-        let mut seen: i64 = 0;
-        for page in 0..MAX_USER_PAGES {
-            let page_text = page.to_string();
-            let response = self
-                .call(
-                    &operation,
-                    Method::GET,
-                    "/API/system/users/search",
-                    &[
-                        ("username", username.as_str()),
-                        ("page", &page_text),
-                        ("pagesize", USER_PAGE_SIZE),
-                    ],
-                    1,
-                )
-                .await?;
-            if response.status == StatusCode::NO_CONTENT
-                || response.body.iter().all(u8::is_ascii_whitespace)
-            {
-                break;
+        for user in self.accounts_named(username).await? {
+            if !user.is_active() {
+                continue;
             }
-            let result: UserSearchV1 = parse_json(&operation, &response.body)?;
-            let n_users = result.users.len();
-            seen += i64::try_from(n_users).unwrap_or(i64::MAX);
-            for user in result.users {
-                // Substring search on the server: keep only the exact (case-insensitive, as
-                // Workspace ONE compares user names), active account(s).
-                if user
-                    .user_name
-                    .as_deref()
-                    .is_some_and(|name| username.same_as(name))
-                    && user.is_active()
-                {
-                    let id = user
-                        .id
-                        .map(|id| id.value)
-                        .ok_or_else(|| MdmError::BadResponse {
-                            operation: operation.clone(),
-                            detail: format!("the account {username:?} has no Id"),
-                        })?;
-                    exact_active.push((id, user.security_type));
-                }
-            }
-            if n_users == 0 || result.total.is_none_or(|total| seen >= total) {
-                break;
-            }
+            let id = user
+                .id
+                .map(|id| id.value)
+                .ok_or_else(|| MdmError::BadResponse {
+                    operation: operation.clone(),
+                    detail: format!("the account \"{username}\" has no Id"),
+                })?;
+            exact_active.push((id, user.security_type));
         }
         exact_active.dedup();
         if exact_active.len() > 1 {
