@@ -367,7 +367,15 @@ impl Engine {
 
     /// When the engine next wants a [`Input::Tick`], on the monotonic clock.
     pub fn next_deadline(&self) -> Option<Mono> {
-        let expiries = self.expiries.values().copied();
+        // A reservation a leaving phone may claim is decided when that phone settles (its
+        // deadline is among `leaving`), not at its own expiry: counting that expiry here
+        // would wake the engine at once, again and again, until the phone settles.
+        let claimed = self.claimed_reservations();
+        let expiries = self
+            .expiries
+            .iter()
+            .filter(|(id, _)| !claimed.contains(id))
+            .map(|(_, at)| *at);
         let retries = self.identify_retry.values().copied();
         let leaving = self.leaving.values().copied();
         let notices = self.notices.iter().map(|n| n.until);
@@ -419,14 +427,7 @@ impl Engine {
             self.leaving.remove(&device);
             self.settle_leaving(turn, &device);
         }
-        let claimed: Vec<CheckoutId> = self
-            .devices
-            .values()
-            .filter_map(|d| match d.status {
-                DeviceStatus::Leaving { candidate, .. } => candidate,
-                _ => None,
-            })
-            .collect();
+        let claimed = self.claimed_reservations();
         let expired: Vec<CheckoutId> = self
             .expiries
             .iter()
@@ -477,6 +478,17 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Reservations a leaving phone may still claim (see [`DeviceStatus::Leaving`]).
+    fn claimed_reservations(&self) -> Vec<CheckoutId> {
+        self.devices
+            .values()
+            .filter_map(|d| match d.status {
+                DeviceStatus::Leaving { candidate, .. } => candidate,
+                _ => None,
+            })
+            .collect()
     }
 
     fn on_mdm_health(
