@@ -33,6 +33,10 @@ const FIRST_BACKOFF_MS: i64 = 2_000;
 const MAX_BACKOFF_MS: i64 = 300_000;
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER_MS: i64 = 3_600_000;
+/// While Workspace ONE is unreachable, one row is tried at least this often whatever its
+/// own backoff says, so the station learns it is back within this long (then every
+/// backoff is reset: [`Scheduler::answered`]).
+const PROBE_MS: i64 = 30_000;
 /// How long to wait after credentials were refused: long enough not to lock the API
 /// account, short enough to pick up a fixed secret.
 const UNAUTHORIZED_RETRY_MS: i64 = 300_000;
@@ -170,6 +174,8 @@ pub struct Scheduler {
     paused_for_credentials: bool,
     reachable: Option<bool>,
     last_error: Option<String>,
+    /// While unreachable: when a row may go as a probe, whatever its backoff.
+    probe_at: Option<Mono>,
 }
 
 impl Scheduler {
@@ -182,6 +188,7 @@ impl Scheduler {
             paused_for_credentials: false,
             reachable: None,
             last_error: None,
+            probe_at: None,
         }
     }
 
@@ -246,6 +253,7 @@ impl Scheduler {
             .concurrency
             .saturating_sub(self.rows.values().filter(|r| r.in_flight).count());
         let mut out = Vec::new();
+        let probe = self.probe(now);
         for id in self.heads() {
             if free == 0 {
                 break;
@@ -253,8 +261,11 @@ impl Scheduler {
             let Some(row) = self.rows.get_mut(&id) else {
                 continue;
             };
-            if row.in_flight || row.due > now {
+            if row.in_flight || (row.due > now && probe != Some(id)) {
                 continue;
+            }
+            if probe == Some(id) {
+                self.probe_at = None;
             }
             row.in_flight = true;
             free -= 1;
@@ -285,6 +296,22 @@ impl Scheduler {
             });
         }
         out
+    }
+
+    /// The row to try now as a probe of an unreachable Workspace ONE: the head row due
+    /// first, once [`PROBE_MS`] passed since the last failure and nothing is in flight.
+    fn probe(&self, now: Mono) -> Option<ActionId> {
+        if self.reachable != Some(false) || self.probe_at.is_none_or(|at| at > now) {
+            return None;
+        }
+        if self.rows.values().any(|r| r.in_flight) {
+            return None;
+        }
+        self.heads()
+            .into_iter()
+            .filter_map(|id| self.rows.get(&id).map(|row| (row.due, id)))
+            .min()
+            .map(|(_, id)| id)
     }
 
     /// The first row of every device (in flight or not), by id.
@@ -353,7 +380,7 @@ impl Scheduler {
                     if retry_after_ms.is_some() {
                         self.pause(at);
                     }
-                    self.unreachable(&failure.message);
+                    self.unreachable(now, &failure.message);
                     (
                         ActionOutcome::Retrying {
                             attempts,
@@ -366,7 +393,7 @@ impl Scheduler {
                     let at = now.plus_millis(UNAUTHORIZED_RETRY_MS);
                     self.pause(at);
                     self.paused_for_credentials = true;
-                    self.unreachable(&failure.message);
+                    self.unreachable(now, &failure.message);
                     (
                         ActionOutcome::Retrying {
                             attempts,
@@ -414,8 +441,9 @@ impl Scheduler {
         self.reachable = Some(true);
     }
 
-    fn unreachable(&mut self, message: &str) {
+    fn unreachable(&mut self, now: Mono, message: &str) {
         self.reachable = Some(false);
+        self.probe_at = Some(now.plus_millis(PROBE_MS));
         self.last_error = Some(message.to_string());
     }
 
@@ -432,6 +460,15 @@ impl Scheduler {
             .filter(|row| !row.in_flight)
             .map(|row| row.due)
             .min()?;
+        let probe = match self.probe_at {
+            Some(at)
+                if self.reachable == Some(false) && !self.rows.values().any(|r| r.in_flight) =>
+            {
+                at
+            }
+            _ => due,
+        };
+        let due = due.min(probe);
         Some(match self.paused_until {
             Some(until) => due.max(until),
             None => due,
