@@ -140,7 +140,13 @@ impl Sim {
     }
 
     /// **Never the wrong phone.** An assignment leaves a station only for a user who, at
-    /// that moment, holds the device or was told to take it within her reservation.
+    /// that moment, holds the device or was told to take it within her reservation. Two
+    /// cases the station cannot tell apart from that, by the contract (DESIGN §2), are
+    /// allowed too: the phone was taken out of this station's cabinet while she held a
+    /// reservation there ("the assignment follows the device actually taken"), and she
+    /// took it from this station, which still has it out with her and has not yet heard
+    /// that it came back (the dock's loose-cable window, or a return at another cabinet);
+    /// the check-in that follows puts it right.
     pub fn never_the_wrong_phone(&self, st: usize, req: &Req) -> Vec<String> {
         let Req::Perform {
             id,
@@ -151,13 +157,32 @@ impl Sim {
         else {
             return Vec::new();
         };
+        let phone = self.phones.iter().find(|p| p.key == *device);
+        let station_has_it_out_with = |n: usize| {
+            self.stations[st].snapshot.as_ref().is_some_and(|s| {
+                s.loans.iter().any(|l| {
+                    l.device == *device
+                        && same_account(&self.nurses[n].dir_name, l.username.as_str())
+                })
+            })
+        };
         let allowed = self.nurses.iter().enumerate().any(|(n, nurse)| {
+            let holds =
+                phone.is_some_and(|p| matches!(p.loc, Loc::Held { by: Some(b), .. } if b == n));
+            let reserved = nurse.offers.iter().any(|t| {
+                t.st == st && t.device == *device && self.now <= t.at + RESERVATION_MS as u64
+            });
+            let taken = phone.and_then(|p| p.taken.get(&st).copied());
+            let followed = taken.is_some_and(|(at, _)| {
+                nurse
+                    .offers
+                    .iter()
+                    .any(|t| t.st == st && t.at <= at && at <= t.at + RESERVATION_MS as u64)
+            });
+            let not_heard_back =
+                taken.is_some_and(|(_, by)| by == Some(n)) && station_has_it_out_with(n);
             same_account(&nurse.dir_name, username.as_str())
-                && (self.phones.iter().any(|p| {
-                    p.key == *device && matches!(p.loc, Loc::Held { by: Some(b), .. } if b == n)
-                }) || nurse.offers.iter().any(|t| {
-                    t.st == st && t.device == *device && self.now <= t.at + RESERVATION_MS as u64
-                }))
+                && (holds || reserved || followed || not_heard_back)
         });
         if allowed {
             Vec::new()
@@ -322,6 +347,12 @@ impl Sim {
 
     // ----- at quiet points --------------------------------------------------------
 
+    /// True when Workspace ONE has no single active account for this directory name, so
+    /// no assignment to it can succeed.
+    fn unmatchable(&self, username: &str) -> bool {
+        self.ws1.client_user_match(username).is_err()
+    }
+
     /// **Agreement.** Once quiet, every device of ours a station accounts for has the
     /// enrolment user its ledger implies: the holder while out, the staging user while
     /// available in the cabinet.
@@ -343,7 +374,12 @@ impl Sim {
             let Some(device) = self.ws1.device(&loan.device).filter(|d| d.staged) else {
                 continue;
             };
-            if assigns(&loan.device) && !same_account(&device.user, loan.username.as_str()) {
+            if assigns(&loan.device)
+                && !same_account(&device.user, loan.username.as_str())
+                && !(loan.sync == SyncState::Failed
+                    && (self.unmatchable(loan.username.as_str())
+                        || self.refused.contains(&loan.device)))
+            {
                 found.push(format!(
                     "station {name}: {} is out with {} but Workspace ONE has it enrolled to {}",
                     loan.device, loan.username, device.user
@@ -386,6 +422,11 @@ impl Sim {
             let Some(device) = self.ws1.device(&phone.key) else {
                 continue;
             };
+            if self.unmatchable(&nurse.dir_name) {
+                // Workspace ONE cannot take the assignment; `agreement` checks that the
+                // station shows the loan's work failed.
+                continue;
+            }
             if !same_account(&device.user, &nurse.dir_name) {
                 found.push(format!(
                     "{} took {} from station {} as told, but Workspace ONE has it enrolled to {}",
@@ -397,7 +438,10 @@ impl Sim {
     }
 
     /// **Loans match the world.** Once quiet, every loan a station holds open is a phone
-    /// in the hands of that nurse (not docked at another cabinet, not with someone else).
+    /// in someone's hands: not docked in a cabinet (this one, or the other one, which
+    /// checked it in: the station learns that from Workspace ONE within its reconciliation
+    /// period, shorter than a quiet point). Who holds it is not checked: a nurse who takes
+    /// another nurse's reserved phone is, to the station, that nurse taking her own.
     pub fn loans_match_the_world(&self, st: usize) -> Vec<String> {
         let Some(snapshot) = self.stations[st].snapshot.as_ref() else {
             return Vec::new();
@@ -407,9 +451,10 @@ impl Sim {
             let Some(phone) = self.phones.iter().find(|p| p.key == loan.device) else {
                 continue;
             };
-            let holder_matches = matches!(phone.loc, Loc::Held { by: Some(n), .. }
-                if same_account(&self.nurses[n].dir_name, loan.username.as_str()));
-            if !holder_matches {
+            if matches!(phone.loc, Loc::Held { .. }) {
+                continue;
+            }
+            {
                 let really = match phone.loc {
                     Loc::Docked { st: s, slot } | Loc::Away { st: s, slot } => {
                         format!(

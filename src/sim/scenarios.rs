@@ -338,7 +338,8 @@ pub fn class12_backoff_not_reset_after_outage() -> Result<Report, SimError> {
 /// check-out fails for good and she keeps a phone enrolled to the staging user.
 pub fn class12_html_404_fails_for_good() -> Result<Report, SimError> {
     let mut sim = start(false, AssignAt::Tap)?;
-    let html = MdmError::Rejected {
+    // As `UemClient` reads an HTML page on a 4xx (not Workspace ONE's answer).
+    let html = MdmError::ServerError {
         operation: "assign".into(),
         status: 404,
         error_code: None,

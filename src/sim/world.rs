@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use crate::badges::Resolution;
 use crate::checkout::{
     AdminCommand, AssignAt, CheckoutState, DeviceCommand, Effect, Engine, EngineConfig, Input,
-    Instruction, MdmAction, MdmDeviceInfo, Mono, Now, Persisted, SlotState, Snapshot, TapDecision,
-    Tone, WorkflowStep,
+    Instruction, MdmAction, MdmDeviceInfo, Mono, Now, Persisted, SlotState, Snapshot, SyncState,
+    TapDecision, Tone, WorkflowStep,
 };
 use crate::domain::{BadgeNumber, DeviceKey, Platform, ReaderName, SlotLabel, Timestamp, User};
 use crate::mdm::MdmError;
@@ -23,7 +23,7 @@ use crate::sim::outbox::{OutboxDriver, Send};
 use crate::sim::rng::Rng;
 use crate::sim::ws1::{Applied, Ws1};
 use crate::sim::{Options, SimError, Violation};
-use crate::store::{BlockingStore, Durability};
+use crate::store::{BlockingStore, Durability, StoreError};
 
 /// The stations' wall clock at virtual time 0: 2026-01-01T00:00:00Z.
 pub const BASE_WALL_MS: i64 = 1_767_225_600_000;
@@ -36,7 +36,9 @@ pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// `checkout.reservation-seconds`.
 pub const RESERVATION_MS: i64 = 60_000;
 /// How long a quiet point lets the world settle before the convergence checks.
-pub const QUIET_MS: u64 = 180_000;
+/// Longer than the engine's loan reconciliation period (10 min), so that a loan returned
+/// at the other cabinet is seen closed by a quiet point.
+pub const QUIET_MS: u64 = 660_000;
 /// How long a refusal must stay on the main line to be read.
 pub const READABLE_MS: u64 = 5_000;
 /// The staging account.
@@ -131,6 +133,9 @@ pub struct Phone {
     pub loc: Loc,
     /// Bumped when it leaves the bus, to match its return.
     pub gen: u64,
+    /// The last time it was taken out of each station's cabinet: when (virtual ms) and by
+    /// which nurse (None: someone without a tap), by station.
+    pub taken: BTreeMap<usize, (u64, Option<usize>)>,
 }
 
 /// A request on its way to Workspace ONE.
@@ -382,6 +387,9 @@ pub struct Sim {
     pub script_mode: bool,
     /// Latencies (there, back) and errors a script forces on the next requests.
     pub forced: VecDeque<(u64, u64, Option<MdmError>)>,
+    /// Devices Workspace ONE refused a request for (a 400, by the fault schedule): an
+    /// operator's matter, with the reason on the screen, until IT retries them.
+    pub refused: std::collections::BTreeSet<DeviceKey>,
     _dir: tempfile::TempDir,
 }
 
@@ -450,6 +458,7 @@ impl Sim {
                 ours: true,
                 loc: Loc::Docked { st, slot },
                 gen: 0,
+                taken: BTreeMap::new(),
             });
         }
         // Two personal phones: user-enrolled by their owners, never staged.
@@ -467,6 +476,7 @@ impl Sim {
                 ours: false,
                 loc: Loc::Home,
                 gen: 0,
+                taken: BTreeMap::new(),
             });
         }
         // The workflows are part of the seed.
@@ -563,6 +573,7 @@ impl Sim {
             stop: false,
             script_mode,
             forced: VecDeque::new(),
+            refused: std::collections::BTreeSet::new(),
             _dir: dir,
         };
         let summary = format!(
@@ -643,13 +654,44 @@ impl Sim {
             "{} quiet point: faults off, world still",
             self.clock()
         ));
+        self.operator_retries()?;
         let until = self.now + QUIET_MS;
-        // Stations that are down come back.
+        // Stations that are down come back; answers still on the wire arrive.
+        self.run_until(self.now + QUIET_MS / 2, u64::MAX)?;
+        self.operator_retries()?;
         self.run_until(until, u64::MAX)?;
         self.quiet = false;
         self.faults_on = was_on;
         if !self.stop {
             self.check_quiet()?;
+        }
+        Ok(())
+    }
+
+    /// IT reads the screen: every slot whose phone Workspace ONE refused a request for
+    /// (shown set aside or failed, with the reason) gets an admin retry.
+    fn operator_retries(&mut self) -> Result<(), SimError> {
+        for st in 0..self.stations.len() {
+            let Some(snapshot) = self.stations[st].snapshot.clone() else {
+                continue;
+            };
+            for slot in &snapshot.slots {
+                let Some(key) = &slot.device else { continue };
+                let shown =
+                    matches!(slot.state, SlotState::SetAside) || slot.sync == SyncState::Failed;
+                if shown && self.refused.remove(key) {
+                    let command = AdminCommand::Retry {
+                        slot: slot.label.clone(),
+                    };
+                    self.line(format!(
+                        "{} {} IT: {}",
+                        self.clock(),
+                        self.stations[st].name,
+                        command.describe()
+                    ));
+                    self.input(st, Input::Admin(command), None)?;
+                }
+            }
         }
         Ok(())
     }
@@ -782,10 +824,50 @@ impl Sim {
         self.transcript.push_back(text);
     }
 
+    /// Opens a station's store as the daemon does: the continuity mark beside it must
+    /// agree. A store that lost its WAL (behind its mark) or came back empty (another
+    /// store) is refused, as the daemon refuses it; IT then puts back the intact files
+    /// (the simulator kept them at the kill) and the station starts from those. A store
+    /// the mark accepts must hold every audit line committed (checked by the caller).
+    fn open_store(&mut self, st: usize) -> Result<BlockingStore, SimError> {
+        let path = self.stations[st].path.clone();
+        let mark = path.with_extension("mark");
+        let intact = path.with_extension("intact");
+        let mut store = BlockingStore::open(&path, Durability::ProcessCrashOnly)?;
+        match store.adopt_mark(mark.clone(), false) {
+            Ok(()) => {}
+            Err(refused @ (StoreError::Rewound { .. } | StoreError::Replaced { .. })) => {
+                drop(store);
+                self.line(format!(
+                    "{} {} refuses its store: {refused}",
+                    self.clock(),
+                    self.stations[st].name
+                ));
+                if !intact.exists() {
+                    return Err(SimError::Store(refused));
+                }
+                for suffix in ["sqlite3-wal", "sqlite3-shm"] {
+                    let _ = std::fs::remove_file(path.with_extension(suffix));
+                }
+                std::fs::rename(&intact, &path).map_err(SimError::Io)?;
+                self.line(format!(
+                    "{} {}: IT puts back the store's intact files",
+                    self.clock(),
+                    self.stations[st].name
+                ));
+                store = BlockingStore::open(&path, Durability::ProcessCrashOnly)?;
+                store.adopt_mark(mark, false)?;
+            }
+            Err(other) => return Err(SimError::Store(other)),
+        }
+        let _ = std::fs::remove_file(&intact);
+        Ok(store)
+    }
+
     /// Starts (or restarts) a station from its store, then reports what is docked.
     pub fn start_station(&mut self, st: usize, restart: bool) -> Result<(), SimError> {
-        let path = self.stations[st].path.clone();
-        let mut store = BlockingStore::open(&path, Durability::ProcessCrashOnly)?;
+        let _path = self.stations[st].path.clone();
+        let mut store = self.open_store(st)?;
         let persisted: Persisted = store.load()?;
         let audit_len = store.audit_len()?;
         let committed = self.stations[st].audit_committed;
@@ -860,6 +942,9 @@ impl Sim {
         station.poll_at = None;
         station.snapshot = None;
         if lost_wal || empty {
+            // Closing the connection checkpointed the WAL: the file is whole. Kept aside,
+            // it is the copy IT puts back when the daemon refuses the damaged one.
+            std::fs::copy(&path, path.with_extension("intact")).map_err(SimError::Io)?;
             for suffix in ["sqlite3-wal", "sqlite3-shm"] {
                 let _ = std::fs::remove_file(path.with_extension(suffix));
             }
@@ -1085,7 +1170,9 @@ impl Sim {
                     error_code: None,
                     message: "Service Unavailable".into(),
                 }),
-                2 => Some(MdmError::Rejected {
+                2 => Some(MdmError::ServerError {
+                    // As `UemClient` reads an HTML page on a 4xx: not Workspace ONE's
+                    // answer, so transient.
                     operation,
                     status: 404,
                     error_code: None,
@@ -1135,6 +1222,9 @@ impl Sim {
                 _ => None,
             };
             if let Some(error) = forced {
+                if let (Req::Perform { device, .. }, MdmError::Rejected { .. }) = (&req, &error) {
+                    self.refused.insert(device.clone());
+                }
                 let res = error_res(&req, error);
                 self.schedule(
                     there + back,
@@ -1267,6 +1357,12 @@ impl Sim {
         self.check_user_match(&req, &res);
         let inputs = match (req, res) {
             (Req::Identify { device, request }, Res::Info(result)) => {
+                // As the daemon's engine loop does: any answer that is not a transient
+                // failure shows Workspace ONE reachable, and the outbox stops backing off.
+                if result.as_ref().is_ok() || result.as_ref().is_err_and(|e| !e.is_transient()) {
+                    self.stations[st].driver.answered(Mono(self.now as i64));
+                    self.schedule_poll(st, self.now);
+                }
                 vec![Input::DeviceIdentified {
                     device,
                     request,
@@ -1480,11 +1576,11 @@ impl Sim {
                 }
             }
             6 | 7 => {
-                // The hook for the admin commands to come (close-loan, mark-lost): draw
-                // them here once `AdminCommand` has them.
                 let st = self.rng.below(2);
                 let slot = self.rng.below(SLOTS);
-                let command = if self.rng.chance(500) {
+                let command = if let Some(command) = self.loan_command(st) {
+                    command
+                } else if self.rng.chance(500) {
                     AdminCommand::Retry {
                         slot: slot_label(slot),
                     }
@@ -1495,10 +1591,10 @@ impl Sim {
                 };
                 if self.stations[st].engine.is_some() {
                     self.line(format!(
-                        "{} {} admin {:?}",
+                        "{} {} admin: {}",
                         self.clock(),
                         self.stations[st].name,
-                        command
+                        command.describe()
                     ));
                     self.input(st, Input::Admin(command), None)?;
                 }
@@ -1691,6 +1787,28 @@ impl Sim {
         Ok(())
     }
 
+    /// Sometimes the charge nurse acts on a loan of station `st`: closes one whose phone
+    /// she can see docked at the other cabinet, or marks lost one nobody with a badge
+    /// holds.
+    fn loan_command(&mut self, st: usize) -> Option<AdminCommand> {
+        if !self.rng.chance(300) {
+            return None;
+        }
+        let loans = self.stations[st].snapshot.as_ref()?.loans.clone();
+        if loans.is_empty() {
+            return None;
+        }
+        let loan = &loans[self.rng.below(loans.len())];
+        let phone = self.phones.iter().find(|p| p.key == loan.device)?;
+        let device = Some(loan.device.to_string());
+        let user = Some(loan.username.clone());
+        match phone.loc {
+            Loc::Docked { st: s, .. } if s != st => Some(AdminCommand::CloseLoan { user, device }),
+            Loc::Held { by: None, .. } => Some(AdminCommand::MarkLost { user, device }),
+            _ => None,
+        }
+    }
+
     /// Someone takes a docked phone out of its slot.
     pub fn take(&mut self, phone: usize, by: Option<usize>) -> Result<(), SimError> {
         let Loc::Docked { st, slot } = self.phones[phone].loc else {
@@ -1719,6 +1837,7 @@ impl Sim {
             from: st,
             as_told,
         };
+        self.phones[phone].taken.insert(st, (self.now, by));
         if let Some(n) = by {
             self.nurses[n].holds = Some(phone);
             self.nurses[n].told = None;

@@ -106,6 +106,12 @@ impl BlockingStore {
         self.db.recent_audit(limit)
     }
 
+    /// See [`crate::store::Store::adopt_mark`]: refuses a store that is behind the
+    /// continuity mark beside it (lost WAL, old copy) or another one (emptied, replaced).
+    pub fn adopt_mark(&mut self, mark: std::path::PathBuf, accept: bool) -> Result<(), StoreError> {
+        self.db.adopt_mark(mark, accept)
+    }
+
     /// How many lines the audit log holds.
     pub fn audit_len(&mut self) -> Result<u64, StoreError> {
         self.db.audit_len()
