@@ -250,16 +250,20 @@ impl Engine {
         engine.mdm.waiting = engine.pending_action_count();
         // Durations stored as wall times continue on the monotonic clock, never longer
         // than they were configured to be (a wall clock that stepped back cannot stretch
-        // them).
+        // them). A reservation that seems to have more time left than it was ever given
+        // means the wall clock went back while the daemon was down or just before: how
+        // much of it is left cannot be known, and a reservation kept too long can send a
+        // phone leaving the cabinet to the wrong nurse, so it ends now (she taps again).
         let reservation_ms = engine.config.reservation_ms;
         let window = engine.config.reboot_window_ms;
         for checkout in engine.checkouts.values() {
             if checkout.state == CheckoutState::Reserved {
-                let left = checkout
-                    .expires_at
-                    .0
-                    .saturating_sub(now.wall.0)
-                    .clamp(0, reservation_ms);
+                let left = checkout.expires_at.0.saturating_sub(now.wall.0);
+                let left = if left > reservation_ms {
+                    0
+                } else {
+                    left.max(0)
+                };
                 engine
                     .expiries
                     .insert(checkout.id, now.mono.plus_millis(left));
