@@ -9,7 +9,7 @@
 use crate::checkout::{MdmAction, SlotState, Snapshot, SyncState, Tone};
 use crate::domain::{DeviceKey, Platform};
 use crate::mdm::MdmError;
-use crate::sim::world::{Loc, Req, Res, Sim, READABLE_MS, RESERVATION_MS};
+use crate::sim::world::{Loc, Req, Res, Sim, FLAP_WINDOW_MS, READABLE_MS, RESERVATION_MS};
 use crate::sim::SimError;
 
 /// The invariants, by name.
@@ -142,8 +142,10 @@ impl Sim {
     /// **Never the wrong phone.** An assignment leaves a station only for a user who, at
     /// that moment, holds the device or was told to take it within her reservation. Two
     /// cases the station cannot tell apart from that, by the contract (DESIGN §2), are
-    /// allowed too: the phone was taken out of this station's cabinet while she held a
-    /// reservation there ("the assignment follows the device actually taken"), and she
+    /// allowed too: the phone left this station's cabinet (taken, or off the bus longer
+    /// than the loose-cable window) while she held a reservation there (her own phone
+    /// leaving is her taking it; another one leaving is "the assignment follows the
+    /// device actually taken"), and she
     /// took it from this station, which still has it out with her and has not yet heard
     /// that it came back (the dock's loose-cable window, or a return at another cabinet);
     /// the check-in that follows puts it right.
@@ -173,11 +175,13 @@ impl Sim {
                 t.st == st && t.device == *device && self.now <= t.at + RESERVATION_MS as u64
             });
             let taken = phone.and_then(|p| p.taken.get(&st).copied());
-            let followed = taken.is_some_and(|(at, _)| {
-                nurse
-                    .offers
-                    .iter()
-                    .any(|t| t.st == st && t.at <= at && at <= t.at + RESERVATION_MS as u64)
+            let left = phone.and_then(|p| p.left.get(&st).copied());
+            // The dock reports a departure a loose-cable window late: a phone may be
+            // offered in that window although it has already gone.
+            let followed = left.is_some_and(|at| {
+                nurse.offers.iter().any(|t| {
+                    t.st == st && t.at <= at + FLAP_WINDOW_MS && at <= t.at + RESERVATION_MS as u64
+                })
             });
             let not_heard_back =
                 taken.is_some_and(|(_, by)| by == Some(n)) && station_has_it_out_with(n);
@@ -300,7 +304,12 @@ impl Sim {
                 .iter()
                 .position(|n| instruction.headline.contains(&n.display.to_uppercase()))
                 .or(actor);
-            let fresh = instruction.at.0 >= self.wall(st).0 - 1;
+            // New on the main line since the last screen (not by its wall time: the
+            // station's clock may have stepped back since).
+            let fresh = self.stations[st]
+                .snapshot
+                .as_ref()
+                .is_none_or(|previous| previous.instruction != *instruction);
             if fresh {
                 self.stations[st].refusal = Some(crate::sim::world::Shown {
                     instruction: instruction.clone(),
@@ -422,9 +431,9 @@ impl Sim {
             let Some(device) = self.ws1.device(&phone.key) else {
                 continue;
             };
-            if self.unmatchable(&nurse.dir_name) {
-                // Workspace ONE cannot take the assignment; `agreement` checks that the
-                // station shows the loan's work failed.
+            if self.unmatchable(&nurse.dir_name) || self.refused.contains(&phone.key) {
+                // Workspace ONE cannot take the assignment, or refused it: `agreement`
+                // checks that the station shows the loan's work failed.
                 continue;
             }
             if !same_account(&device.user, &nurse.dir_name) {
@@ -492,7 +501,13 @@ impl Sim {
             }
             let fine = matches!(slot.state, SlotState::Available | SlotState::Reserved)
                 && slot.sync == SyncState::Synced;
-            if !fine {
+            // A wipe whose answer was lost and that Workspace ONE no longer shows pending
+            // may or may not have happened: sending it again could erase the phone twice,
+            // so the station sets it aside with the reason and leaves it to IT.
+            let left_to_it = slot.state == SlotState::SetAside
+                && slot.note.is_some()
+                && self.unconfirmed_wipes.contains(key);
+            if !fine && !left_to_it {
                 found.push(format!(
                     "station {} slot {}: {key} is {:?}/{:?} after the world went quiet{}",
                     self.stations[st].name,

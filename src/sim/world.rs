@@ -136,6 +136,9 @@ pub struct Phone {
     /// The last time it was taken out of each station's cabinet: when (virtual ms) and by
     /// which nurse (None: someone without a tap), by station.
     pub taken: BTreeMap<usize, (u64, Option<usize>)>,
+    /// The last time it left each station's bus for longer than the loose-cable window
+    /// (taken, or a reboot): what the station sees as "taken".
+    pub left: BTreeMap<usize, u64>,
 }
 
 /// A request on its way to Workspace ONE.
@@ -207,6 +210,9 @@ pub enum Ev {
         phone: usize,
         /// Which absence this ends.
         gen: u64,
+        /// False for a flap shorter than the loose-cable window: the dock reported
+        /// neither its going nor its coming back.
+        reported: bool,
     },
     /// The dock reports to a station (after its loose-cable window).
     Dock {
@@ -390,6 +396,10 @@ pub struct Sim {
     /// Devices Workspace ONE refused a request for (a 400, by the fault schedule): an
     /// operator's matter, with the reason on the screen, until IT retries them.
     pub refused: std::collections::BTreeSet<DeviceKey>,
+    /// Devices a station had to ask "is the wipe pending?" about (the wipe's answer was
+    /// lost): when Workspace ONE shows nothing pending, only IT can tell whether it
+    /// happened, and the station says so.
+    pub unconfirmed_wipes: std::collections::BTreeSet<DeviceKey>,
     _dir: tempfile::TempDir,
 }
 
@@ -459,6 +469,7 @@ impl Sim {
                 loc: Loc::Docked { st, slot },
                 gen: 0,
                 taken: BTreeMap::new(),
+                left: BTreeMap::new(),
             });
         }
         // Two personal phones: user-enrolled by their owners, never staged.
@@ -477,6 +488,7 @@ impl Sim {
                 loc: Loc::Home,
                 gen: 0,
                 taken: BTreeMap::new(),
+                left: BTreeMap::new(),
             });
         }
         // The workflows are part of the seed.
@@ -574,6 +586,7 @@ impl Sim {
             script_mode,
             forced: VecDeque::new(),
             refused: std::collections::BTreeSet::new(),
+            unconfirmed_wipes: std::collections::BTreeSet::new(),
             _dir: dir,
         };
         let summary = format!(
@@ -725,7 +738,11 @@ impl Sim {
                     );
                 }
             }
-            Ev::UsbBack { phone, gen } => {
+            Ev::UsbBack {
+                phone,
+                gen,
+                reported,
+            } => {
                 if let Loc::Away { st, slot } = self.phones[phone].loc {
                     if self.phones[phone].gen == gen {
                         self.phones[phone].loc = Loc::Docked { st, slot };
@@ -736,13 +753,15 @@ impl Sim {
                             self.stations[st].name,
                             slot + 1
                         ));
-                        self.dock_report(
-                            st,
-                            Input::Docked {
-                                slot: slot_label(slot),
-                                device: self.phones[phone].key.clone(),
-                            },
-                        );
+                        if reported {
+                            self.dock_report(
+                                st,
+                                Input::Docked {
+                                    slot: slot_label(slot),
+                                    device: self.phones[phone].key.clone(),
+                                },
+                            );
+                        }
                     }
                 }
             }
@@ -1081,11 +1100,14 @@ impl Sim {
                     id,
                     device,
                     attempts,
-                } => Req::WipeCheck {
-                    id,
-                    device,
-                    attempts,
-                },
+                } => {
+                    self.unconfirmed_wipes.insert(device.clone());
+                    Req::WipeCheck {
+                        id,
+                        device,
+                        attempts,
+                    }
+                }
             };
             self.check_never_the_wrong_phone(st, &req);
             self.send(st, req);
@@ -1431,6 +1453,7 @@ impl Sim {
             slot + 1
         ));
         if away >= FLAP_WINDOW_MS {
+            self.phones[phone].left.insert(st, self.now);
             self.dock_report(
                 st,
                 Input::Undocked {
@@ -1439,7 +1462,14 @@ impl Sim {
                 },
             );
         }
-        self.schedule(away, Ev::UsbBack { phone, gen });
+        self.schedule(
+            away,
+            Ev::UsbBack {
+                phone,
+                gen,
+                reported: away >= FLAP_WINDOW_MS,
+            },
+        );
     }
 
     /// The empty slots of a station (no phone docked or rebooting in them).
@@ -1838,6 +1868,7 @@ impl Sim {
             as_told,
         };
         self.phones[phone].taken.insert(st, (self.now, by));
+        self.phones[phone].left.insert(st, self.now);
         if let Some(n) = by {
             self.nurses[n].holds = Some(phone);
             self.nurses[n].told = None;
