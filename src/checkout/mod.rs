@@ -154,6 +154,10 @@ pub struct Engine {
     events: VecDeque<EventView>,
     /// When each open reservation lapses.
     expiries: BTreeMap<CheckoutId, Mono>,
+    /// Loans whose reserved phone left within its reservation, with when that
+    /// reservation would have lapsed: docked back in its slot before then, the phone
+    /// restarted or lost its cable, and the reservation goes on.
+    recent_takes: BTreeMap<CheckoutId, Mono>,
     /// Devices to ask Workspace ONE about again, and when.
     identify_retry: BTreeMap<DeviceKey, Mono>,
     /// The latest lookup asked per device; answers to older ones are stale.
@@ -242,6 +246,7 @@ impl Engine {
             identify_asked: BTreeMap::new(),
             next_request: 1,
             leaving: BTreeMap::new(),
+            recent_takes: BTreeMap::new(),
             refused_users: BTreeMap::new(),
             // Soon after a start: loans may have been closed elsewhere while it was down.
             next_reconcile: now.mono.plus_millis(60_000),
@@ -371,15 +376,9 @@ impl Engine {
 
     /// When the engine next wants a [`Input::Tick`], on the monotonic clock.
     pub fn next_deadline(&self) -> Option<Mono> {
-        // A reservation a leaving phone may claim is decided when that phone settles (its
-        // deadline is among `leaving`), not at its own expiry: counting that expiry here
-        // would wake the engine at once, again and again, until the phone settles.
-        let claimed = self.claimed_reservations();
-        let expiries = self
-            .expiries
-            .iter()
-            .filter(|(id, _)| !claimed.contains(id))
-            .map(|(_, at)| *at);
+        // A leaving phone settles at its reboot window's end or at its candidate
+        // reservation's expiry, whichever comes first: both are among these.
+        let expiries = self.expiries.values().copied();
         let retries = self.identify_retry.values().copied();
         let leaving = self.leaving.values().copied();
         let notices = self.notices.iter().map(|n| n.until);
@@ -418,13 +417,26 @@ impl Engine {
             self.enrollment = None;
         }
         self.notices.retain(|n| n.until > mono);
+        self.recent_takes.retain(|_, until| *until > mono);
         self.refused_users.retain(|_, (_, until)| *until > mono);
         // Leaving phones first: a reservation a leaving phone may claim does not lapse
-        // before that is settled.
+        // before that is settled. A phone settles at the end of its reboot window, or when
+        // the reservation it may claim runs out, whichever is first: a reservation never
+        // outlives its own deadline (its nurse might otherwise be assigned the reserved
+        // phone when someone else takes it minutes later).
         let settle: Vec<DeviceKey> = self
             .leaving
             .iter()
-            .filter(|(_, at)| **at <= mono)
+            .filter(|(key, at)| {
+                **at <= mono
+                    || self.devices.get(*key).is_some_and(|d| match d.status {
+                        DeviceStatus::Leaving {
+                            candidate: Some(id),
+                            ..
+                        } => self.expiries.get(&id).is_some_and(|due| *due <= mono),
+                        _ => false,
+                    })
+            })
             .map(|(key, _)| key.clone())
             .collect();
         for device in settle {
