@@ -1620,6 +1620,19 @@ impl Sim {
                     }
                 };
                 if self.stations[st].engine.is_some() {
+                    if let AdminCommand::CancelReservation { slot } = &command {
+                        // The screen tells the nurse her reservation is cancelled.
+                        for nurse in &mut self.nurses {
+                            if nurse
+                                .told
+                                .as_ref()
+                                .is_some_and(|t| t.st == st && t.slot == *slot)
+                            {
+                                nurse.told = None;
+                            }
+                            nurse.offers.retain(|t| !(t.st == st && t.slot == *slot));
+                        }
+                    }
                     self.line(format!(
                         "{} {} admin: {}",
                         self.clock(),
