@@ -69,11 +69,6 @@ impl Engine {
             return;
         };
         match record.status {
-            DeviceStatus::CheckedOut { checkout }
-                if self.back_within_reservation(checkout, &slot) =>
-            {
-                self.resume_reservation(turn, &device, &slot, checkout)
-            }
             DeviceStatus::CheckedOut { checkout } => {
                 self.check_in(turn, &device, &slot, Some(checkout))
             }
@@ -571,9 +566,7 @@ impl Engine {
         checkout_id: CheckoutId,
     ) {
         let now = self.now;
-        if let Some(until) = self.expiries.remove(&checkout_id) {
-            self.recent_takes.insert(checkout_id, until);
-        }
+        self.expiries.remove(&checkout_id);
         self.update_checkout(turn, checkout_id, |c| {
             c.state = CheckoutState::Out;
             c.taken_at = Some(now);
@@ -611,70 +604,6 @@ impl Engine {
             "Tap your badge".into(),
             format!("{} has their phone", checkout.display_name),
         );
-    }
-
-    /// True when a reserved phone that left is back in its own slot before its
-    /// reservation would have lapsed: a restart or a loose cable, not a take.
-    fn back_within_reservation(&self, checkout_id: CheckoutId, slot: &SlotLabel) -> bool {
-        self.recent_takes
-            .get(&checkout_id)
-            .is_some_and(|until| *until > self.mono)
-            && self
-                .checkouts
-                .get(&checkout_id)
-                .is_some_and(|c| c.state == CheckoutState::Out && c.slot == *slot)
-    }
-
-    /// Undoes [`Engine::taken`] for a reserved phone back in its slot within its
-    /// reservation: the reservation goes on until its own deadline, with its check-out
-    /// work (a nurse who then takes it has it assigned; if nobody does, it lapses and the
-    /// work is undone as for any reservation).
-    fn resume_reservation(
-        &mut self,
-        turn: &mut Turn,
-        device: &DeviceKey,
-        slot: &SlotLabel,
-        checkout_id: CheckoutId,
-    ) {
-        let Some(until) = self.recent_takes.remove(&checkout_id) else {
-            return;
-        };
-        self.expiries.insert(checkout_id, until);
-        self.update_checkout(turn, checkout_id, |c| {
-            c.state = CheckoutState::Reserved;
-            c.taken_at = None;
-        });
-        let now = self.now;
-        self.update_device(turn, device, |d| {
-            d.slot = Some(slot.clone());
-            d.docked_since = Some(now);
-            d.status = DeviceStatus::Reserved {
-                checkout: checkout_id,
-            };
-        });
-        let name = self
-            .checkouts
-            .get(&checkout_id)
-            .map(|c| c.display_name.clone())
-            .unwrap_or_default();
-        let username = self.checkouts.get(&checkout_id).map(|c| c.username.clone());
-        self.audit(
-            turn,
-            AuditKind::DockedAgain,
-            None,
-            None,
-            username.as_ref(),
-            Some(device),
-            Some(slot),
-            &format!(
-                "{} back in slot {slot} within {name}'s reservation: it restarted or lost its cable; the reservation goes on",
-                self.device_name(device)
-            ),
-        );
-        self.event(format!(
-            "Slot {slot}: {} back within {name}'s reservation; still reserved",
-            self.device_name(device)
-        ));
     }
 
     /// The one open reservation follows the available device that was actually taken.

@@ -154,10 +154,6 @@ pub struct Engine {
     events: VecDeque<EventView>,
     /// When each open reservation lapses.
     expiries: BTreeMap<CheckoutId, Mono>,
-    /// Loans whose reserved phone left within its reservation, with when that
-    /// reservation would have lapsed: docked back in its slot before then, the phone
-    /// restarted or lost its cable, and the reservation goes on.
-    recent_takes: BTreeMap<CheckoutId, Mono>,
     /// Devices to ask Workspace ONE about again, and when.
     identify_retry: BTreeMap<DeviceKey, Mono>,
     /// The latest lookup asked per device; answers to older ones are stale.
@@ -246,7 +242,6 @@ impl Engine {
             identify_asked: BTreeMap::new(),
             next_request: 1,
             leaving: BTreeMap::new(),
-            recent_takes: BTreeMap::new(),
             refused_users: BTreeMap::new(),
             // Soon after a start: loans may have been closed elsewhere while it was down.
             next_reconcile: now.mono.plus_millis(60_000),
@@ -417,7 +412,6 @@ impl Engine {
             self.enrollment = None;
         }
         self.notices.retain(|n| n.until > mono);
-        self.recent_takes.retain(|_, until| *until > mono);
         self.refused_users.retain(|_, (_, until)| *until > mono);
         // Leaving phones first: a reservation a leaving phone may claim does not lapse
         // before that is settled. A phone settles at the end of its reboot window, or when
