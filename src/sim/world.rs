@@ -1622,15 +1622,15 @@ impl Sim {
                 if self.stations[st].engine.is_some() {
                     if let AdminCommand::CancelReservation { slot } = &command {
                         // The screen tells the nurse her reservation is cancelled.
+                        let now = self.now;
+                        let open = |t: &Told| {
+                            t.st == st && t.slot == *slot && now <= t.at + RESERVATION_MS as u64
+                        };
                         for nurse in &mut self.nurses {
-                            if nurse
-                                .told
-                                .as_ref()
-                                .is_some_and(|t| t.st == st && t.slot == *slot)
-                            {
+                            if nurse.told.as_ref().is_some_and(open) {
                                 nurse.told = None;
                             }
-                            nurse.offers.retain(|t| !(t.st == st && t.slot == *slot));
+                            nurse.offers.retain(|t| !open(t));
                         }
                     }
                     self.line(format!(
@@ -1858,11 +1858,15 @@ impl Sim {
             return Ok(());
         };
         let key = self.phones[phone].key.clone();
+        // As told: within her reservation, and the phone has not left the bus since she
+        // was told (to the station, that was her taking it; its return, a check-in).
+        let left = self.phones[phone].left.get(&st).copied();
         let as_told = by.is_some_and(|n| {
-            self.nurses[n]
-                .told
-                .as_ref()
-                .is_some_and(|t| t.device == key && self.now <= t.at + RESERVATION_MS as u64)
+            self.nurses[n].told.as_ref().is_some_and(|t| {
+                t.device == key
+                    && self.now <= t.at + RESERVATION_MS as u64
+                    && left.is_none_or(|at| at < t.at)
+            })
         });
         let who = by
             .map(|n| self.nurses[n].display.clone())
