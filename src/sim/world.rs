@@ -857,8 +857,19 @@ impl Sim {
             Ok(()) => {}
             Err(refused @ (StoreError::Rewound { .. } | StoreError::Replaced { .. })) => {
                 drop(store);
+                // The error names the (random) temporary path: the transcript says which
+                // refusal it was instead, so that a seed replays line for line.
+                let why = match &refused {
+                    StoreError::Rewound {
+                        found, expected, ..
+                    } => format!(
+                        "it is behind its continuity mark ({found} of {expected} transitions: WAL lost)"
+                    ),
+                    _ => "it is not the store its continuity mark names (emptied or replaced)"
+                        .to_string(),
+                };
                 self.line(format!(
-                    "{} {} refuses its store: {refused}",
+                    "{} {} refuses its store: {why}",
                     self.clock(),
                     self.stations[st].name
                 ));
