@@ -21,11 +21,19 @@ impl Engine {
             ActionOutcome::Done => {
                 self.set_action_state(turn, id, ActionState::Done, Some("done".into()));
                 let wiped = matches!(&action.action, MdmAction::Command { command } if !command.is_idempotent());
-                let reenrolling = matches!(
+                let checking_in = matches!(
                     self.devices.get(&action.device).map(|d| &d.status),
-                    Some(DeviceStatus::CheckingIn { reenrol: true, .. })
+                    Some(DeviceStatus::CheckingIn { .. })
                 );
-                if wiped && reenrolling {
+                if wiped && checking_in {
+                    // An erased phone is checked in only once Workspace ONE shows it
+                    // enrolled again, whichever way the wipe came to be sent (the
+                    // workflow, or an operator's retry of one that could not be confirmed).
+                    self.update_device(turn, &action.device, |d| {
+                        if let DeviceStatus::CheckingIn { reenrol, .. } = &mut d.status {
+                            *reenrol = true;
+                        }
+                    });
                     // Erased: done only when Workspace ONE shows it enrolled again.
                     self.identify_retry.insert(
                         action.device.clone(),
