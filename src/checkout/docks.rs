@@ -4,6 +4,10 @@ use super::*;
 
 impl Engine {
     pub(super) fn on_inventory(&mut self, turn: &mut Turn, present: Vec<(SlotLabel, DeviceKey)>) {
+        // What ran out while the daemon was down ends first: a reservation that expired
+        // then must not turn its phone, absent now (taken later, or restarting), into
+        // its nurse's loan.
+        self.on_deadlines(turn);
         // Devices we believe docked but absent now left while the daemon was down.
         let gone: Vec<(SlotLabel, DeviceKey)> = self
             .devices
