@@ -1631,7 +1631,18 @@ impl Sim {
                     }
                 };
                 if self.stations[st].engine.is_some() {
-                    if let AdminCommand::CancelReservation { slot } = &command {
+                    // Only a slot the station shows reserved has a reservation to cancel.
+                    let cancels = match &command {
+                        AdminCommand::CancelReservation { slot } => {
+                            self.stations[st].snapshot.as_ref().is_some_and(|s| {
+                                s.slots
+                                    .iter()
+                                    .any(|v| v.label == *slot && v.state == SlotState::Reserved)
+                            })
+                        }
+                        _ => false,
+                    };
+                    if let (AdminCommand::CancelReservation { slot }, true) = (&command, cancels) {
                         // The screen tells the nurse her reservation is cancelled.
                         let now = self.now;
                         let open = |t: &Told| {
@@ -1678,6 +1689,14 @@ impl Sim {
                     .rng
                     .pick(&[-3_600_000i64, -600_000, 600_000, 3_600_000])
                     .unwrap_or(0);
+                if self.stations[st].engine.is_none() {
+                    // Steps while the daemon runs: the engine sees them (monotonic clock
+                    // against wall clock). A clock that moves while the daemon is down
+                    // is indistinguishable from time passing; across a restart the
+                    // station measures reservations on its wall clock (a known limit,
+                    // see src/sim/README.md).
+                    return Ok(());
+                }
                 self.stations[st].wall_offset += step;
                 self.line(format!(
                     "{} {} wall clock steps {:+} s",
