@@ -397,6 +397,10 @@ impl Engine {
         match record.status {
             DeviceStatus::Identifying | DeviceStatus::Foreign if slot.is_some() => {
                 let slot = slot.unwrap_or_else(|| SlotLabel::new("?"));
+                if ours {
+                    self.watched
+                        .insert(device.clone(), self.mono.plus_millis(WATCH_MS));
+                }
                 if !ours {
                     self.update_device(turn, &device, |d| d.status = DeviceStatus::Foreign);
                     if record.status != DeviceStatus::Foreign {
@@ -540,6 +544,22 @@ impl Engine {
             c.closed_at = Some(now);
         });
         self.checkouts.remove(&checkout_id);
+        // Its failed check-out work (the only kind left: pending work defers this) ends
+        // with it, so that it holds nothing back when the phone is docked here again.
+        let stale: Vec<ActionId> = self
+            .actions
+            .values()
+            .filter(|a| a.checkout == Some(checkout_id) && a.purpose == ActionPurpose::CheckOut)
+            .map(|a| a.id)
+            .collect();
+        for action in stale {
+            self.set_action_state(
+                turn,
+                action,
+                ActionState::Cancelled,
+                Some("superseded: the loan closed at another cabinet".into()),
+            );
+        }
         self.update_device(turn, device, |d| {
             d.status = DeviceStatus::Away;
             d.slot = None;

@@ -111,6 +111,9 @@ const IDENTIFY_RETRY_MS: i64 = 30_000;
 const REENROL_POLL_MS: i64 = 20_000;
 /// How often open loans are compared with Workspace ONE (returned at another cabinet?).
 const RECONCILE_MS: i64 = 600_000;
+/// How long a phone that came from another cabinet is asked about at each
+/// reconciliation (see `Engine::watched`).
+const WATCH_MS: i64 = 3_600_000;
 /// A refusal stays on the main line at least this long, whatever else happens.
 const REFUSAL_HOLD_MS: i64 = 8_000;
 /// How long a refusal or warning stays in the list of open instructions.
@@ -154,6 +157,12 @@ pub struct Engine {
     events: VecDeque<EventView>,
     /// When each open reservation lapses.
     expiries: BTreeMap<CheckoutId, Mono>,
+    /// Phones of ours that came into this cabinet from elsewhere (this station learnt
+    /// what they are from Workspace ONE, not from its own check-out), and until when they
+    /// are asked about again at each reconciliation while available: a check-out
+    /// assignment another station sends late (after an outage) can still reach Workspace
+    /// ONE after the phone was checked in here; it is brought back to the staging user.
+    watched: BTreeMap<DeviceKey, Mono>,
     /// Devices to ask Workspace ONE about again, and when.
     identify_retry: BTreeMap<DeviceKey, Mono>,
     /// The latest lookup asked per device; answers to older ones are stale.
@@ -238,6 +247,7 @@ impl Engine {
             notices: VecDeque::new(),
             events: VecDeque::new(),
             expiries: BTreeMap::new(),
+            watched: BTreeMap::new(),
             identify_retry: BTreeMap::new(),
             identify_asked: BTreeMap::new(),
             next_request: 1,
@@ -381,11 +391,12 @@ impl Engine {
             .enrollment
             .as_ref()
             .map(|e| e.since.plus_millis(ENROLLMENT_WINDOW_MS));
-        let reconcile = self
+        let reconcile = (self
             .checkouts
             .values()
             .any(|c| c.state == CheckoutState::Out)
-            .then_some(self.next_reconcile);
+            || !self.watched.is_empty())
+        .then_some(self.next_reconcile);
         expiries
             .chain(retries)
             .chain(leaving)
@@ -487,6 +498,20 @@ impl Engine {
                     self.ask(turn, &device);
                 }
             }
+            self.watched.retain(|_, until| *until > mono);
+            let watched: Vec<DeviceKey> =
+                self.watched
+                    .keys()
+                    .filter(|key| {
+                        self.devices.get(*key).is_some_and(|d| {
+                            d.status == DeviceStatus::Available && d.slot.is_some()
+                        }) && !self.has_open_actions(key)
+                    })
+                    .cloned()
+                    .collect();
+            for device in watched {
+                self.ask(turn, &device);
+            }
         }
     }
 
@@ -552,7 +577,13 @@ impl Engine {
     /// the check-out changes the enrolment user on this platform and nothing of ours is
     /// waiting for the device.
     fn can_reconcile(&self, device: &DeviceKey) -> bool {
-        self.changes_enrollment_user(device.platform) && !self.has_open_actions(device)
+        // Failed work (a user Workspace ONE cannot match, a refused request) will not
+        // change the device any more: only pending work makes the answer premature.
+        self.changes_enrollment_user(device.platform)
+            && !self
+                .actions
+                .values()
+                .any(|a| a.device == *device && a.state == ActionState::Pending)
     }
 
     fn changes_enrollment_user(&self, platform: Platform) -> bool {
