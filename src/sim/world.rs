@@ -36,9 +36,10 @@ pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// `checkout.reservation-seconds`.
 pub const RESERVATION_MS: i64 = 60_000;
 /// How long a quiet point lets the world settle before the convergence checks.
-/// Longer than the engine's loan reconciliation period (10 min), so that a loan returned
-/// at the other cabinet is seen closed by a quiet point.
-pub const QUIET_MS: u64 = 660_000;
+/// Longer than two of the engine's reconciliation periods (10 min): a phone returned at
+/// the other cabinet is brought back to the staging user there if a late assignment
+/// reached it, then its loan is seen closed at the first station.
+pub const QUIET_MS: u64 = 1_300_000;
 /// How long a refusal must stay on the main line to be read.
 pub const READABLE_MS: u64 = 5_000;
 /// The staging account.
