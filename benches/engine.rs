@@ -54,6 +54,7 @@ fn engine_config(n_slots: usize) -> EngineConfig {
         checkin_steps: badgedock::config::default_steps(false),
         reboot_window_ms: EngineConfig::DEFAULT_REBOOT_WINDOW_MS,
         organization_groups: Vec::new(),
+        lending: Default::default(),
     }
 }
 

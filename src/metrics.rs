@@ -206,7 +206,7 @@ pub fn station(snapshot: &crate::checkout::Snapshot) {
             SlotState::Available => Some(0),
             SlotState::Reserved => Some(2),
             SlotState::CheckingIn | SlotState::Erasing => Some(3),
-            SlotState::SetAside => Some(4),
+            SlotState::SetAside | SlotState::Broken => Some(4),
             SlotState::Identifying => Some(5),
             SlotState::Unidentified => Some(6),
             // Empty, or a phone that is not the station's.

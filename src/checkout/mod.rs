@@ -30,6 +30,7 @@
 mod actions;
 mod admin;
 mod docks;
+mod lending;
 mod taps;
 mod time;
 mod types;
@@ -38,6 +39,9 @@ mod view;
 #[cfg(test)]
 mod tests;
 
+pub use lending::{
+    LendingConfig, DEFAULT_LOST_MODE_OFF_PATH, DEFAULT_LOST_MODE_ON_PATH, DEFAULT_MESSAGE_PATH,
+};
 pub use time::{Mono, Now};
 pub use types::*;
 
@@ -83,6 +87,8 @@ pub struct EngineConfig {
     pub reboot_window_ms: i64,
     /// Organization groups whose shared phones are the station's; empty means any.
     pub organization_groups: Vec<i64>,
+    /// Due times, curfews, the escalation ladder and broken phones (`[lending]`).
+    pub lending: LendingConfig,
 }
 
 impl EngineConfig {
@@ -167,6 +173,8 @@ pub struct Engine {
     next_reconcile: Mono,
     /// The last unknown badge, for supervised enrolment.
     enrollment: Option<PendingEnrollment>,
+    /// Phones just docked by their holders (the return-as-broken gesture), by holder.
+    returns: BTreeMap<Username, lending::RecentReturn>,
 }
 
 /// Collects what one input changes; turned into effects at the end of `handle`.
@@ -246,6 +254,7 @@ impl Engine {
             // Soon after a start: loans may have been closed elsewhere while it was down.
             next_reconcile: now.mono.plus_millis(60_000),
             enrollment: None,
+            returns: BTreeMap::new(),
         };
         engine.mdm.waiting = engine.pending_action_count();
         // Durations stored as wall times continue on the monotonic clock, never longer
@@ -380,12 +389,18 @@ impl Engine {
             .values()
             .any(|c| c.state == CheckoutState::Out)
             .then_some(self.next_reconcile);
+        let returns = self.returns.values().map(|r| {
+            r.at()
+                .plus_millis(self.config.lending.broken_double_tap_ms + 1)
+        });
         expiries
             .chain(retries)
             .chain(leaving)
             .chain(notices)
             .chain(enrollment)
             .chain(reconcile)
+            .chain(returns)
+            .chain(self.next_lending_deadline())
             .min()
     }
 
@@ -463,6 +478,7 @@ impl Engine {
                 self.ask(turn, &device);
             }
         }
+        self.escalate(turn);
         if self.next_reconcile <= mono {
             self.next_reconcile = mono.plus_millis(RECONCILE_MS);
             let out: Vec<DeviceKey> = self
@@ -567,6 +583,7 @@ impl Engine {
                     && d.ours
                     && d.status == DeviceStatus::Available
                     && !d.set_aside
+                    && !d.broken
                     && d.mdm.is_some()
             })
             .filter(|d| !self.has_open_actions(&d.key))
@@ -587,8 +604,12 @@ impl Engine {
             .collect()
     }
 
+    /// True when check-out, check-in or undo work of the device is open (escalations and
+    /// tickets never hold a phone back).
     fn has_open_actions(&self, device: &DeviceKey) -> bool {
-        self.actions.values().any(|a| a.device == *device)
+        self.actions
+            .values()
+            .any(|a| a.device == *device && a.purpose.is_workflow())
     }
 
     fn pending_action_count(&self) -> u32 {
@@ -797,5 +818,9 @@ pub fn describe_action(action: &MdmAction) -> String {
             format!("move to organization group {group_id}")
         }
         MdmAction::Webhook { .. } => "webhook".into(),
+        MdmAction::Email { to, .. } => format!("e-mail to {}", to.join(", ")),
+        MdmAction::Message { .. } => "message to the device".into(),
+        MdmAction::LostMode { enable: true, .. } => "enable Lost Mode".into(),
+        MdmAction::LostMode { enable: false, .. } => "clear Lost Mode".into(),
     }
 }

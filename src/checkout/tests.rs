@@ -35,6 +35,7 @@ fn config(line: Option<&str>) -> EngineConfig {
         checkin_steps: crate::config::default_steps(false),
         reboot_window_ms: 120_000,
         organization_groups: Vec::new(),
+        lending: Default::default(),
     };
     for setting in line.unwrap_or("").split_whitespace().skip(1) {
         let (key, value) = setting.split_once('=').expect("key=value");
