@@ -34,6 +34,10 @@ pub const DEFAULT_LOST_MODE_OFF_PATH: &str = "/API/mdm/devices/{uuid}/lostmode/d
 /// The engine's part of `[lending]`, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LendingConfig {
+    /// True when the station has a `[lending]` section: loans get due times and the
+    /// ladder runs. Without it a loan has no due time and is overdue after
+    /// `checkout.overdue-hours`, as before due times existed.
+    pub enabled: bool,
     /// Due-time rules, curfews and the ladder.
     pub policy: LendingPolicy,
     /// The station's time zone: shift boundaries, curfews and due times shown.
@@ -65,6 +69,7 @@ pub struct LendingConfig {
 impl Default for LendingConfig {
     fn default() -> LendingConfig {
         LendingConfig {
+            enabled: false,
             policy: LendingPolicy::default(),
             zone: Tz::UTC,
             webhook_url: None,
@@ -129,13 +134,16 @@ impl Engine {
     }
 
     /// When a loan taken now by `user` is due.
-    pub(super) fn due_for(&self, user: &crate::domain::User) -> Timestamp {
+    pub(super) fn due_for(&self, user: &crate::domain::User) -> Option<Timestamp> {
+        if !self.config.lending.enabled {
+            return None;
+        }
         let due = due_at(
             &self.config.lending.policy,
             &user.groups,
             &self.local(self.now),
         );
-        Timestamp(due.timestamp_millis())
+        Some(Timestamp(due.timestamp_millis()))
     }
 
     /// The refusal of a tap during a curfew, if one covers now.
@@ -146,6 +154,9 @@ impl Engine {
         badge: &BadgeNumber,
         user: &crate::domain::User,
     ) -> Option<TapDecision> {
+        if !self.config.lending.enabled {
+            return None;
+        }
         let reason = curfew_at(&self.config.lending.policy, &self.local(self.now))?;
         let headline = format!("{} — no check-out now", user.display_name.to_uppercase());
         self.audit(

@@ -37,6 +37,8 @@ mod types;
 mod view;
 
 #[cfg(test)]
+mod lending_tests;
+#[cfg(test)]
 mod tests;
 
 pub use lending::{

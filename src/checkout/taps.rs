@@ -229,7 +229,7 @@ impl Engine {
             expires_at: self.now.plus_millis(self.config.reservation_ms),
             taken_at: None,
             closed_at: None,
-            due_at: Some(self.due_for(&user)),
+            due_at: self.due_for(&user),
             escalated: Vec::new(),
         };
         self.checkouts.insert(id, checkout.clone());

@@ -383,6 +383,7 @@ impl Checker<'_> {
         let Some(raw) = raw else {
             return (config, None);
         };
+        config.enabled = true;
         config.policy = self.resolve_lending(raw);
         config.webhook_url = self.lending_url("lending.webhook-url", &raw.webhook_url);
         config.ticket_url =

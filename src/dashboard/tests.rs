@@ -62,6 +62,8 @@ fn loan(holder: &str, slot: &str, since: Timestamp, overdue: bool) -> LoanView {
         slot: SlotLabel::new(slot),
         since,
         overdue,
+        due: None,
+        due_text: None,
         sync: SyncState::Synced,
     }
 }
