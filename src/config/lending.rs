@@ -155,7 +155,9 @@ pub struct CurfewFile {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct EscalationFile {
     /// Minutes after the due time.
-    pub after_minutes: Spanned<i64>,
+    pub after_minutes: Option<Spanned<i64>>,
+    /// Seconds after the due time, added to the minutes (short ladders, tests).
+    pub after_seconds: Option<Spanned<i64>>,
     /// `screen`, `webhook`, `email`, `message`, `lost-mode`, `lock`.
     pub action: Spanned<String>,
 }
@@ -169,7 +171,7 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
 pub fn parse_rule(text: &str) -> Result<DueRule, String> {
     let text = text.trim();
     let bad = || {
-        format!("{text:?} is not a rule: use a duration (\"12h\", \"90m\"), \"end-of-shift\" or \"at HH:MM\"")
+        format!("{text:?} is not a rule: use a duration (\"12h\", \"90m\", \"45s\"), \"end-of-shift\" or \"at HH:MM\"")
     };
     if text == "end-of-shift" {
         return Ok(DueRule::EndOfShift);
@@ -182,6 +184,7 @@ pub fn parse_rule(text: &str) -> Result<DueRule, String> {
     let duration = match unit {
         "h" => Duration::hours(number),
         "m" => Duration::minutes(number),
+        "s" => Duration::seconds(number),
         _ => return Err(bad()),
     };
     if duration <= Duration::zero() || duration > Duration::days(31) {
@@ -567,18 +570,25 @@ impl Checker<'_> {
             let mut previous = 0;
             for (index, step) in raw.escalation.iter().enumerate() {
                 let key = format!("lending.escalation[{index}]");
-                let minutes = *step.after_minutes.get_ref();
-                if minutes < previous || minutes > 60 * 24 * 31 {
+                let minutes = step.after_minutes.as_ref().map_or(0, |m| *m.get_ref());
+                let seconds = step.after_seconds.as_ref().map_or(0, |s| *s.get_ref());
+                let after = minutes.saturating_mul(60).saturating_add(seconds);
+                if after < previous || after > 60 * 60 * 24 * 31 || minutes < 0 || seconds < 0 {
+                    let (at, name) = match (&step.after_minutes, &step.after_seconds) {
+                        (Some(m), _) => (Some(m), "after-minutes"),
+                        (None, Some(s)) => (Some(s), "after-seconds"),
+                        (None, None) => (None, "after-minutes"),
+                    };
                     self.problem(
-                        Some(&step.after_minutes),
-                        format!("{key}.after-minutes"),
+                        at,
+                        format!("{key}.{name}"),
                         "must not be less than the step before it (the ladder goes up) nor over 31 days",
                     );
                 }
-                previous = minutes;
+                previous = after;
                 match parse_action(step.action.get_ref()) {
                     Some(action) => policy.ladder.push(LadderStep {
-                        after: Duration::minutes(minutes),
+                        after: Duration::seconds(after),
                         action,
                     }),
                     None => self.problem(
