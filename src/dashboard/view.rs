@@ -960,10 +960,15 @@ impl<'a> Screen<'a> {
                         .device_name
                         .as_deref()
                         .unwrap_or(loan.device.id.as_str());
+                    let due = loan
+                        .due_text
+                        .as_deref()
+                        .map(|due| format!(", due {}", self.text(due)))
+                        .unwrap_or_default();
                     Line::from(vec![
                         Span::styled(format!("{} {}", glyphs.warn, self.text(&loan.holder)), RED),
                         Span::raw(format!(
-                            ", slot {}, out since {} ({}) {} {}",
+                            ", slot {}{due}, out since {} ({}) {} {}",
                             self.text(loan.slot.as_str()),
                             self.since(loan.since),
                             self.age(loan.since),
