@@ -528,3 +528,28 @@ username = "badgedock"
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }
 }
+
+/// The example config's `[lending]` block, uncommented, is a valid config (the secret and
+/// CA files it names aside, which `parse` does not read).
+#[test]
+fn the_example_lending_block_parses() {
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/badgedock.toml"),
+    )
+    .unwrap();
+    let start = example.find("# [lending]\n").expect("the [lending] block");
+    let block: String = example[start..]
+        .lines()
+        .take_while(|line| line.starts_with('#'))
+        .map(|line| line.trim_start_matches('#').trim_start())
+        .filter(|line| {
+            !line.starts_with("username") && !line.starts_with("password-file")
+                && !line.starts_with("ca-file")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = parse(&block).unwrap_or_else(|err| panic!("{err}\n{block}"));
+    assert!(config.lending.enabled);
+    assert_eq!(config.lending.policy.ladder.len(), 5);
+    assert!(config.smtp.is_some());
+}
