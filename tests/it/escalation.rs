@@ -10,7 +10,21 @@ use serde_json::Value;
 
 use crate::daemon::{BADGES, PHONES};
 use crate::support::smtp::SmtpServer;
-use crate::support::station::{slot_state, SimProcess, StationDir};
+use crate::support::station::{http_get, slot_state, SimProcess, StationDir};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// The value of one series in a Prometheus scrape.
+fn metric(port: u16, series: &str) -> Option<f64> {
+    http_get(&format!("http://127.0.0.1:{port}/metrics"))
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
 
 fn all_available(status: &Value) -> bool {
     status["slots"]
@@ -56,9 +70,12 @@ fn wait_for(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-fn lending_config(sim: &SimProcess, smtp: &SmtpServer) -> String {
+fn lending_config(sim: &SimProcess, smtp: &SmtpServer, metrics: u16) -> String {
     format!(
-        r#"[lending]
+        r#"[metrics]
+listen = "127.0.0.1:{metrics}"
+
+[lending]
 time-zone = "UTC"
 default = "20s"
 webhook-url = "{sim}/_sim/webhook/overdue"
@@ -93,7 +110,13 @@ ca-file = "{ca}"
 fn an_overdue_loan_escalates_once_per_step_across_kill_9_and_a_found_phone_checks_in() {
     let sim = SimProcess::start(&[]);
     let smtp = SmtpServer::start();
-    let station = StationDir::new(&sim.url, &PHONES, &BADGES, &lending_config(&sim, &smtp));
+    let metrics = free_port();
+    let station = StationDir::new(
+        &sim.url,
+        &PHONES,
+        &BADGES,
+        &lending_config(&sim, &smtp, metrics),
+    );
     let mut daemon = station.start_daemon();
     station.wait_status(Duration::from_secs(15), "phones available", all_available);
 
@@ -157,6 +180,18 @@ fn an_overdue_loan_escalates_once_per_step_across_kill_9_and_a_found_phone_check
     station.wait_status(Duration::from_secs(10), "the loan ended as lost", |s| {
         s["loans"].as_array().is_some_and(Vec::is_empty) && s["mdm"]["waiting"] == 0
     });
+    // This daemon (the third) took one step: Lost Mode.
+    assert_eq!(
+        metric(
+            metrics,
+            "badgedock_escalation_steps_total{step=\"lost-mode\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(metrics, "badgedock_escalation_steps_total{step=\"email\"}"),
+        Some(0.0)
+    );
 
     // Docked again: found. Lost Mode is cleared first, then the normal check-in.
     station.dock(&PHONES[0]);
@@ -243,8 +278,9 @@ fn an_overdue_loan_escalates_once_per_step_across_kill_9_and_a_found_phone_check
 #[test]
 fn a_phone_returned_as_broken_leaves_the_pool_and_opens_one_ticket() {
     let sim = SimProcess::start(&[]);
+    let metrics = free_port();
     let extra = format!(
-        "[lending]\ntime-zone = \"UTC\"\nbroken-ticket-webhook = \"{}/_sim/webhook/ticket\"\n",
+        "[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n[lending]\ntime-zone = \"UTC\"\nbroken-ticket-webhook = \"{}/_sim/webhook/ticket\"\n",
         sim.url
     );
     let station = StationDir::new(&sim.url, &PHONES, &BADGES, &extra);
@@ -305,6 +341,10 @@ fn a_phone_returned_as_broken_leaves_the_pool_and_opens_one_ticket() {
         slot_state(s, "2") == "broken" && s["mdm"]["waiting"] == 0
     });
     assert_eq!(webhooks(&sim, "ticket").len(), 2);
+    assert_eq!(
+        metric(metrics, "badgedock_phones{state=\"broken\"}"),
+        Some(2.0)
+    );
     let refused = station.tap("0A1B2C3D");
     assert_eq!(refused.status.code(), Some(1), "no phone in the pool");
 

@@ -543,7 +543,8 @@ fn the_example_lending_block_parses() {
         .take_while(|line| line.starts_with('#'))
         .map(|line| line.trim_start_matches('#').trim_start())
         .filter(|line| {
-            !line.starts_with("username") && !line.starts_with("password-file")
+            !line.starts_with("username")
+                && !line.starts_with("password-file")
                 && !line.starts_with("ca-file")
         })
         .collect::<Vec<_>>()
