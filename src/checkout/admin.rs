@@ -151,7 +151,13 @@ impl Engine {
             let stale: Vec<ActionId> = self
                 .actions
                 .values()
-                .filter(|a| a.checkout == Some(loan.id) && a.purpose == ActionPurpose::CheckOut)
+                .filter(|a| {
+                    a.checkout == Some(loan.id)
+                        && matches!(
+                            a.purpose,
+                            ActionPurpose::CheckOut | ActionPurpose::Escalation
+                        )
+                })
                 .map(|a| a.id)
                 .collect();
             for action in stale {

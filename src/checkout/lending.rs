@@ -500,6 +500,16 @@ impl Engine {
     /// returns that phone as broken.
     pub(super) fn second_tap_after_return(&mut self, user: &Username) -> Option<RecentReturn> {
         self.expire_returns();
+        let docked = self.returns.get(user).is_some_and(|ret| {
+            self.devices
+                .get(&ret.device)
+                .is_some_and(|d| d.slot.as_ref() == Some(&ret.slot))
+        });
+        if !docked {
+            // Taken out again: her taps are ordinary taps.
+            self.returns.remove(user);
+            return None;
+        }
         let ret = self.returns.get_mut(user)?;
         ret.taps += 1;
         if ret.taps < 2 {
@@ -517,23 +527,17 @@ impl Engine {
         user: &crate::domain::User,
         ret: RecentReturn,
     ) -> TapDecision {
-        let still_there = self
-            .devices
-            .get(&ret.device)
-            .is_some_and(|d| d.slot.as_ref() == Some(&ret.slot));
-        if still_there {
-            self.mark_broken(
-                turn,
-                &ret.device,
-                &ret.slot,
-                Some(&user.username),
-                &format!(
-                    "{} returned it as broken (two taps within {} s of docking it)",
-                    user.display_name,
-                    self.config.lending.broken_double_tap_ms / 1000
-                ),
-            );
-        }
+        self.mark_broken(
+            turn,
+            &ret.device,
+            &ret.slot,
+            Some(&user.username),
+            &format!(
+                "{} returned it as broken (two taps within {} s of docking it)",
+                user.display_name,
+                self.config.lending.broken_double_tap_ms / 1000
+            ),
+        );
         self.event(format!(
             "{} returned slot {} as broken ({})",
             user.display_name,

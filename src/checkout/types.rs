@@ -900,9 +900,13 @@ pub enum TapDecision {
 }
 
 impl TapDecision {
-    /// True for [`TapDecision::TakeSlot`].
+    /// True for [`TapDecision::TakeSlot`] and [`TapDecision::MarkedBroken`] (the tap did
+    /// what the nurse asked).
     pub fn accepted(&self) -> bool {
-        matches!(self, TapDecision::TakeSlot { .. })
+        matches!(
+            self,
+            TapDecision::TakeSlot { .. } | TapDecision::MarkedBroken { .. }
+        )
     }
 }
 

@@ -70,6 +70,10 @@ impl Engine {
             .into_iter()
             .map(|c| {
                 let (headline, detail) = self.take_slot_text(&c.display_name, &c.slot, &c.device);
+                let detail = match c.due_at {
+                    Some(due) => format!("{detail} — due back {}", self.due_text(due)),
+                    None => detail,
+                };
                 Instruction {
                     tone: Tone::Success,
                     headline,
