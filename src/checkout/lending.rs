@@ -60,7 +60,8 @@ pub struct LendingConfig {
     /// See `message_path`.
     pub lost_mode_off_path: String,
     /// The return-as-broken gesture: the holder's second tap within this long after
-    /// docking (`lending.broken-double-tap-seconds`).
+    /// docking (`lending.broken-double-tap-seconds`); 0, the default, turns it off (a
+    /// second tap then only shows the nurse's slot again, as without it).
     pub broken_double_tap_ms: i64,
     /// Where repair tickets are POSTed (`lending.broken-ticket-webhook`).
     pub ticket_url: Option<String>,
@@ -81,7 +82,7 @@ impl Default for LendingConfig {
             message_path: DEFAULT_MESSAGE_PATH.into(),
             lost_mode_on_path: DEFAULT_LOST_MODE_ON_PATH.into(),
             lost_mode_off_path: DEFAULT_LOST_MODE_OFF_PATH.into(),
-            broken_double_tap_ms: 10_000,
+            broken_double_tap_ms: 0,
             ticket_url: None,
         }
     }
@@ -483,7 +484,7 @@ impl Engine {
                 self.device_name(device)
             ));
         }
-        if let Some(user) = holder {
+        if let (Some(user), true) = (holder, self.config.lending.broken_double_tap_ms > 0) {
             self.returns.insert(
                 user.clone(),
                 RecentReturn {

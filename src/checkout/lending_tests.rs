@@ -59,6 +59,7 @@ pub(super) fn lending(name: &str) -> LendingConfig {
         email_to: vec!["charge-4west@hospital.example".into()],
         lost_mode_phone: "+33 1 23 45 67 89".into(),
         ticket_url: Some("https://itsm.example/api/now/table/incident".into()),
+        broken_double_tap_ms: 10_000,
         ..LendingConfig::default()
     }
 }

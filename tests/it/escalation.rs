@@ -280,7 +280,7 @@ fn a_phone_returned_as_broken_leaves_the_pool_and_opens_one_ticket() {
     let sim = SimProcess::start(&[]);
     let metrics = free_port();
     let extra = format!(
-        "[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n[lending]\ntime-zone = \"UTC\"\nbroken-ticket-webhook = \"{}/_sim/webhook/ticket\"\n",
+        "[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n[lending]\ntime-zone = \"UTC\"\nbroken-double-tap-seconds = 10\nbroken-ticket-webhook = \"{}/_sim/webhook/ticket\"\n",
         sim.url
     );
     let station = StationDir::new(&sim.url, &PHONES, &BADGES, &extra);
