@@ -63,6 +63,8 @@ fn busy_station() -> Snapshot {
             slot: SlotLabel::new((n * 2 + 3).to_string()),
             since: NOW.plus_seconds(-3_600 * (i64::from(n) + 1)),
             overdue: n % 3 == 0,
+            due: None,
+            due_text: None,
             sync: SyncState::Synced,
         })
         .collect();

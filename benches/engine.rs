@@ -3,7 +3,9 @@
 //! 2. tap → snapshot published, in process, through the real daemon: the control-path
 //!    resolver, the engine loop, the SQLite commit (WAL, synchronous=FULL) on a file in a
 //!    temporary directory, and the watch channel, against the built-in simulator;
-//! 3. the daemon's RSS and CPU while idle (run separately: see the README's benchmark
+//! 3. with a `[lending]` policy (issue 14): the same inputs, and `handle(tick)` while 24
+//!    overdue loans climb a six-step escalation ladder;
+//! 4. the daemon's RSS and CPU while idle (run separately: see the README's benchmark
 //!    section, which measures the real binary with /proc).
 
 #![allow(clippy::print_stdout)]
@@ -38,6 +40,44 @@ fn report(name: &str, mut samples: Vec<Duration>) {
     );
 }
 
+/// A ward's lending policy: end of shift (07:00/19:00 + 30 min) in Europe/Paris, a
+/// curfew, and a six-step ladder.
+fn ward_lending() -> badgedock::checkout::LendingConfig {
+    use badgedock::lending::{Curfew, DueRule, LadderStep, LendingPolicy, StepAction};
+    let time = |h| chrono::NaiveTime::from_hms_opt(h, 0, 0).unwrap_or_default();
+    let step = |minutes, action| LadderStep {
+        after: chrono::Duration::minutes(minutes),
+        action,
+    };
+    badgedock::checkout::LendingConfig {
+        enabled: true,
+        policy: LendingPolicy {
+            default_rule: DueRule::EndOfShift,
+            shifts: vec![time(7), time(19)],
+            grace: chrono::Duration::minutes(30),
+            curfews: vec![Curfew {
+                from: time(2),
+                until: time(3),
+                days: vec![],
+                reason: "stock check".into(),
+            }],
+            ladder: vec![
+                step(0, StepAction::Screen),
+                step(15, StepAction::Webhook),
+                step(15, StepAction::Email),
+                step(30, StepAction::Message),
+                step(45, StepAction::Lock),
+                step(60, StepAction::LostMode),
+            ],
+            ..LendingPolicy::default()
+        },
+        zone: chrono_tz::Europe::Paris,
+        webhook_url: Some("https://hooks.example/overdue".into()),
+        email_to: vec!["charge@ward.example".into()],
+        ..Default::default()
+    }
+}
+
 fn engine_config(n_slots: usize) -> EngineConfig {
     EngineConfig {
         station: "bench".into(),
@@ -54,13 +94,14 @@ fn engine_config(n_slots: usize) -> EngineConfig {
         checkin_steps: badgedock::config::default_steps(false),
         reboot_window_ms: EngineConfig::DEFAULT_REBOOT_WINDOW_MS,
         organization_groups: Vec::new(),
+        lending: Default::default(),
     }
 }
 
-fn bench_handle() {
-    let n_slots = 24;
-    let mut now = Timestamp(1_700_000_000_000);
-    let (mut engine, _) = Engine::restore(engine_config(n_slots), Persisted::default(), now);
+/// A 24-slot engine whose phones are all docked and identified.
+fn cabinet(config: EngineConfig, now: Timestamp) -> (Engine, Vec<DeviceKey>) {
+    let n_slots = config.slots.len();
+    let (mut engine, _) = Engine::restore(config, Persisted::default(), now);
     let devices: Vec<DeviceKey> = (0..n_slots)
         .map(|n| DeviceKey {
             platform: Platform::Apple,
@@ -101,6 +142,13 @@ fn bench_handle() {
             },
         );
     }
+    (engine, devices)
+}
+
+fn bench_handle(label: &str, config: EngineConfig) {
+    // Monday 2023-11-13 09:00 UTC: outside the benchmark ward's curfew.
+    let mut now = Timestamp(1_699_866_000_000);
+    let (mut engine, _) = cabinet(config, now);
     let mut samples: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     for round in 0..2_000u32 {
         now = now.plus_millis(1_000);
@@ -188,8 +236,61 @@ fn bench_handle() {
             .push(started.elapsed());
     }
     for (name, values) in samples {
-        report(&format!("engine {name} (24 slots)"), values);
+        report(&format!("engine {name} (24 slots{label})"), values);
     }
+}
+
+/// 24 phones out, then an input every minute for five hours: every loan goes overdue at
+/// 19:30 and climbs the ladder (each step once); `handle(tick)` is timed.
+fn bench_ladder() {
+    let mut now = Timestamp(1_699_866_000_000);
+    let (mut engine, devices) = cabinet(
+        EngineConfig {
+            max_devices_per_user: 1,
+            ..engine_config_with(24, ward_lending())
+        },
+        now,
+    );
+    for (n, device) in devices.iter().enumerate() {
+        let user = User {
+            username: Username::new(format!("nurse{n}")),
+            display_name: format!("Nurse {n}"),
+            groups: vec![],
+            enroller: false,
+        };
+        engine.handle(
+            now,
+            Input::Tap {
+                reader: ReaderName::new("front"),
+                badge: BadgeNumber::new(format!("{n:08X}")),
+                resolution: Resolution::Known { user },
+            },
+        );
+        engine.handle(
+            now,
+            Input::Undocked {
+                slot: SlotLabel::new((n + 1).to_string()),
+                device: device.clone(),
+            },
+        );
+    }
+    let mut samples = Vec::new();
+    let mut rows = 0usize;
+    for _ in 0..(14 * 60) {
+        now = now.plus_millis(60_000);
+        let started = Instant::now();
+        let effects = engine.handle(now, Input::Tick);
+        samples.push(started.elapsed());
+        for effect in effects {
+            if let Effect::Commit(commit) = effect {
+                rows += commit.actions.len();
+            }
+        }
+    }
+    report(
+        &format!("engine handle(tick), 24 loans climbing the ladder ({rows} outbox rows)"),
+        samples,
+    );
 }
 
 fn bench_tap_to_snapshot() {
@@ -337,8 +438,17 @@ fn bench_outbox_throughput() {
     }
 }
 
+fn engine_config_with(n_slots: usize, lending: badgedock::checkout::LendingConfig) -> EngineConfig {
+    EngineConfig {
+        lending,
+        ..engine_config(n_slots)
+    }
+}
+
 fn main() {
-    bench_handle();
+    bench_handle("", engine_config(24));
+    bench_handle(", [lending]", engine_config_with(24, ward_lending()));
+    bench_ladder();
     bench_tap_to_snapshot();
     bench_outbox_throughput();
 }

@@ -52,6 +52,8 @@ fn checkout_commit(n: u64) -> Commit {
             failures: 0,
             set_aside: false,
             ours: true,
+            broken: false,
+            lost_mode: false,
         }],
         checkouts: vec![CheckoutRecord {
             id: CheckoutId(n),
@@ -64,6 +66,8 @@ fn checkout_commit(n: u64) -> Commit {
             expires_at: at.plus_seconds(60),
             taken_at: None,
             closed_at: None,
+            due_at: Some(at.plus_seconds(12 * 3600)),
+            escalated: Vec::new(),
         }],
         actions: vec![
             action(

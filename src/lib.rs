@@ -9,6 +9,7 @@ pub mod domain;
 pub mod badges;
 pub mod checkout;
 pub mod lending;
+pub mod mail;
 
 pub mod config;
 pub mod control;

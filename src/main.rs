@@ -249,6 +249,25 @@ enum AdminCli {
         #[arg(long)]
         device: Option<String>,
     },
+    /// Take the phone in a slot out of use as broken (an open reservation of it ends) and
+    /// send the repair ticket (`lending.broken-ticket-webhook`).
+    MarkBroken {
+        /// The config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The slot.
+        #[arg(long)]
+        slot: String,
+    },
+    /// Put a repaired phone back in use.
+    ClearBroken {
+        /// The config file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The slot.
+        #[arg(long)]
+        slot: String,
+    },
     /// Take the store as it is after the daemon refused it (a lost WAL, a restored copy,
     /// a reset): phones out since then are forgotten until they are docked. Run with the
     /// daemon stopped.
@@ -749,6 +768,14 @@ async fn tap(config: &Path, reader: Option<String>, badge: String) -> Result<(),
             Ok(())
         }
         Response::Decision {
+            decision: badgedock::checkout::TapDecision::MarkedBroken { slot },
+        } => {
+            out(&format!(
+                "slot {slot}: returned as broken (out of use until `badgedock admin clear-broken --slot {slot}`)"
+            ));
+            Ok(())
+        }
+        Response::Decision {
             decision: badgedock::checkout::TapDecision::EnrollmentApproved { approver },
         } => {
             out(&format!(
@@ -773,6 +800,8 @@ async fn tap(config: &Path, reader: Option<String>, badge: String) -> Result<(),
 async fn admin(command: AdminCli) -> Result<(), Failure> {
     let (config, lost, user, device) = match command {
         AdminCli::AcceptStore { config } => return accept_store(&config).await,
+        AdminCli::MarkBroken { config, slot } => return admin_broken(&config, &slot, true).await,
+        AdminCli::ClearBroken { config, slot } => return admin_broken(&config, &slot, false).await,
         AdminCli::CloseLoan {
             config,
             user,
@@ -838,6 +867,55 @@ async fn admin(command: AdminCli) -> Result<(), Failure> {
             format!("loan closed: {loan}")
         });
     }
+    Ok(())
+}
+
+/// `admin mark-broken` and `clear-broken`: checked against `status` first, then sent; the
+/// answer is read back from `status`.
+async fn admin_broken(config: &Path, slot: &str, broken: bool) -> Result<(), Failure> {
+    use badgedock::checkout::SlotState;
+    let slot = badgedock::domain::SlotLabel::new(slot.trim());
+    let before = status_snapshot(config).await?;
+    let Some(view) = before.slots.iter().find(|s| s.label == slot) else {
+        let labels: Vec<&str> = before.slots.iter().map(|s| s.label.as_str()).collect();
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow::anyhow!("no slot {slot}: the slots are {}", labels.join(", ")),
+        ));
+    };
+    let refusal = match (broken, &view.state) {
+        (_, SlotState::Empty) => Some(format!("slot {slot} is empty")),
+        (true, SlotState::Broken) => Some(format!("slot {slot} is already marked broken")),
+        (true, SlotState::Foreign) => Some(format!(
+            "slot {slot} holds a phone that is not the station's"
+        )),
+        (false, state) if *state != SlotState::Broken => {
+            Some(format!("slot {slot} is not marked broken"))
+        }
+        _ => None,
+    };
+    if let Some(refusal) = refusal {
+        return Err(Failure::new(exit::REFUSED, anyhow::anyhow!(refusal)));
+    }
+    let admin = if broken {
+        badgedock::checkout::AdminCommand::MarkBroken { slot: slot.clone() }
+    } else {
+        badgedock::checkout::AdminCommand::ClearBroken { slot: slot.clone() }
+    };
+    match control_request(config, Request::Admin { admin }, Duration::from_secs(5)).await? {
+        Response::Error { message } if message.starts_with("permission denied") => {
+            return Err(Failure::new(exit::NOPERM, anyhow::anyhow!(message)))
+        }
+        Response::Error { message } => {
+            return Err(Failure::new(exit::REFUSED, anyhow::anyhow!(message)))
+        }
+        _ => {}
+    }
+    out(&if broken {
+        format!("slot {slot}: marked broken; out of use until `badgedock admin clear-broken --slot {slot}`")
+    } else {
+        format!("slot {slot}: back in use")
+    });
     Ok(())
 }
 

@@ -20,6 +20,8 @@
 //! - `phones{state}` gauge: slots by state (`ready`, `set-aside`, `checking-in`, …) and
 //!   `out` for phones on loan.
 //! - `overdue_loans` gauge: loans past their due time.
+//! - `escalation_steps_total{step}` counter: escalation ladder steps taken (`screen`,
+//!   `webhook`, `email`, `message`, `lost-mode`, `lock`).
 //! - `outbox_oldest_waiting_timestamp_seconds` gauge: since when the outbox has not been
 //!   empty (Unix time; 0 when empty): `time() - …` is the age of the oldest waiting
 //!   action, or an upper bound of it.
@@ -50,6 +52,9 @@ const MDM_LAST_SUCCESS: &str = "badgedock_mdm_last_success_timestamp_seconds";
 const PHONES: &str = "badgedock_phones";
 const OVERDUE: &str = "badgedock_overdue_loans";
 const OLDEST_WAITING: &str = "badgedock_outbox_oldest_waiting_timestamp_seconds";
+const ESCALATIONS: &str = "badgedock_escalation_steps_total";
+/// The `step` values of `badgedock_escalation_steps_total`.
+const ESCALATION_STEPS: &[&str] = &["screen", "webhook", "email", "message", "lost-mode", "lock"];
 
 /// The `state` values of `badgedock_phones`, all present from the start.
 const PHONE_STATES: &[&str] = &[
@@ -60,6 +65,7 @@ const PHONE_STATES: &[&str] = &[
     "set-aside",
     "identifying",
     "unidentified",
+    "broken",
 ];
 /// The `outcome` values of `badgedock_taps_total` present from the start.
 const TAP_OUTCOMES: &[&str] = &["accepted", "refused", "bad-read"];
@@ -122,6 +128,9 @@ pub fn install(listen: SocketAddr) -> Result<(), MetricsError> {
             }
             for kind in ["mdm-action-failed", "unexpected-removal", "store"] {
                 metrics::counter!(ERRORS, "kind" => kind).absolute(0);
+            }
+            for step in ESCALATION_STEPS {
+                metrics::counter!(ESCALATIONS, "step" => *step).absolute(0);
             }
             metrics::counter!(MDM_TRANSIENT).absolute(0);
             metrics::counter!(REFUSED_BY_MDM).absolute(0);
@@ -194,19 +203,32 @@ pub fn audited(kind: &str, detail: &str) {
     if crate::daemon::journal::is_refused_by_workspace_one(kind, detail) {
         metrics::counter!(REFUSED_BY_MDM).increment(1);
     }
+    // The ladder's steps: `overdue` is the screen step, `escalated` says "step NAME: …".
+    let step = match kind {
+        "overdue" => Some("screen"),
+        "escalated" => detail
+            .strip_prefix("step ")
+            .and_then(|rest| rest.split(':').next())
+            .and_then(|name| ESCALATION_STEPS.iter().copied().find(|s| *s == name)),
+        _ => None,
+    };
+    if let Some(step) = step {
+        metrics::counter!(ESCALATIONS, "step" => step).increment(1);
+    }
 }
 
 /// The station's state after every engine step: phones by state, loans, overdue loans,
 /// Workspace ONE up or down, the outbox and since when it has waited.
 pub fn station(snapshot: &crate::checkout::Snapshot) {
     use crate::checkout::SlotState;
-    let mut counts = [0u32; 7];
+    let mut counts = [0u32; 8];
     for slot in &snapshot.slots {
         let index = match slot.state {
             SlotState::Available => Some(0),
             SlotState::Reserved => Some(2),
             SlotState::CheckingIn | SlotState::Erasing => Some(3),
             SlotState::SetAside => Some(4),
+            SlotState::Broken => Some(7),
             SlotState::Identifying => Some(5),
             SlotState::Unidentified => Some(6),
             // Empty, or a phone that is not the station's.
@@ -304,9 +326,13 @@ fn describe() {
     );
     metrics::describe_gauge!(
         PHONES,
-        "Phones by state: ready, out, reserved, checking-in, set-aside, identifying, unidentified."
+        "Phones by state: ready, out, reserved, checking-in, set-aside, identifying, unidentified, broken."
     );
     metrics::describe_gauge!(OVERDUE, "Loans past their due time.");
+    metrics::describe_counter!(
+        ESCALATIONS,
+        "Escalation ladder steps taken for overdue loans, by step."
+    );
     metrics::describe_gauge!(
         OLDEST_WAITING,
         Unit::Seconds,

@@ -56,6 +56,26 @@ impl Engine {
         cause: FailCause,
     ) {
         self.set_action_state(turn, action.id, ActionState::Failed, Some(message.clone()));
+        if !action.purpose.is_workflow() {
+            // An escalation or a ticket that failed for good: said, never held against
+            // the phone.
+            let what = describe_action(&action.action);
+            self.audit(
+                turn,
+                AuditKind::ActionFailed,
+                None,
+                None,
+                None,
+                Some(&action.device),
+                None,
+                &format!("{what} failed: {message}"),
+            );
+            self.event(format!(
+                "{}: {what} failed: {message}",
+                self.device_name(&action.device)
+            ));
+            return;
+        }
         let threshold = self.config.failure_threshold;
         let mut newly_set_aside = false;
         self.update_device(turn, &action.device, |d| {

@@ -31,6 +31,8 @@ impl Engine {
             AdminCommand::MarkLost { user, device } => {
                 self.admin_end_loans(turn, user, device, CheckoutState::Lost)
             }
+            AdminCommand::MarkBroken { slot } => self.admin_broken(turn, slot, true),
+            AdminCommand::ClearBroken { slot } => self.admin_broken(turn, slot, false),
         }
     }
 
@@ -56,6 +58,8 @@ impl Engine {
         let mut dropped = 0;
         for old in failed {
             let still_wanted = match old.purpose {
+                // A failed escalation or ticket is sent again as it was.
+                ActionPurpose::Escalation | ActionPurpose::Ticket => true,
                 ActionPurpose::CheckOut => old
                     .checkout
                     .is_some_and(|id| self.checkouts.get(&id).is_some_and(|c| c.device == device)),
@@ -147,7 +151,13 @@ impl Engine {
             let stale: Vec<ActionId> = self
                 .actions
                 .values()
-                .filter(|a| a.checkout == Some(loan.id) && a.purpose == ActionPurpose::CheckOut)
+                .filter(|a| {
+                    a.checkout == Some(loan.id)
+                        && matches!(
+                            a.purpose,
+                            ActionPurpose::CheckOut | ActionPurpose::Escalation
+                        )
+                })
                 .map(|a| a.id)
                 .collect();
             for action in stale {

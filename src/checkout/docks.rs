@@ -55,6 +55,8 @@ impl Engine {
                 failures: 0,
                 set_aside: false,
                 ours: false,
+                broken: false,
+                lost_mode: false,
             };
             self.devices.insert(device.clone(), record.clone());
             turn.commit.devices.push(record);
@@ -743,6 +745,7 @@ impl Engine {
         let holder = checkout_id
             .and_then(|id| self.checkouts.get(&id))
             .map(|c| (c.username.clone(), c.display_name.clone()));
+        self.on_returned(turn, device, slot, holder.as_ref().map(|(u, _)| u));
         if let Some(id) = checkout_id {
             let now = self.now;
             self.update_checkout(turn, id, |c| {

@@ -30,14 +30,20 @@
 mod actions;
 mod admin;
 mod docks;
+mod lending;
 mod taps;
 mod time;
 mod types;
 mod view;
 
 #[cfg(test)]
+mod lending_tests;
+#[cfg(test)]
 mod tests;
 
+pub use lending::{
+    LendingConfig, DEFAULT_LOST_MODE_OFF_PATH, DEFAULT_LOST_MODE_ON_PATH, DEFAULT_MESSAGE_PATH,
+};
 pub use time::{Mono, Now};
 pub use types::*;
 
@@ -83,6 +89,8 @@ pub struct EngineConfig {
     pub reboot_window_ms: i64,
     /// Organization groups whose shared phones are the station's; empty means any.
     pub organization_groups: Vec<i64>,
+    /// Due times, curfews, the escalation ladder and broken phones (`[lending]`).
+    pub lending: LendingConfig,
 }
 
 impl EngineConfig {
@@ -176,6 +184,8 @@ pub struct Engine {
     next_reconcile: Mono,
     /// The last unknown badge, for supervised enrolment.
     enrollment: Option<PendingEnrollment>,
+    /// Phones just docked by their holders (the return-as-broken gesture), by holder.
+    returns: BTreeMap<Username, lending::RecentReturn>,
 }
 
 /// Collects what one input changes; turned into effects at the end of `handle`.
@@ -256,6 +266,7 @@ impl Engine {
             // Soon after a start: loans may have been closed elsewhere while it was down.
             next_reconcile: now.mono.plus_millis(60_000),
             enrollment: None,
+            returns: BTreeMap::new(),
         };
         engine.mdm.waiting = engine.pending_action_count();
         // Durations stored as wall times continue on the monotonic clock, never longer
@@ -397,12 +408,18 @@ impl Engine {
             .any(|c| c.state == CheckoutState::Out)
             || !self.watched.is_empty())
         .then_some(self.next_reconcile);
+        let returns = self.returns.values().map(|r| {
+            r.at()
+                .plus_millis(self.config.lending.broken_double_tap_ms + 1)
+        });
         expiries
             .chain(retries)
             .chain(leaving)
             .chain(notices)
             .chain(enrollment)
             .chain(reconcile)
+            .chain(returns)
+            .chain(self.next_lending_deadline())
             .min()
     }
 
@@ -485,6 +502,7 @@ impl Engine {
                 self.ask(turn, &device);
             }
         }
+        self.escalate(turn);
         if self.next_reconcile <= mono {
             self.next_reconcile = mono.plus_millis(RECONCILE_MS);
             let out: Vec<DeviceKey> = self
@@ -580,10 +598,9 @@ impl Engine {
         // Failed work (a user Workspace ONE cannot match, a refused request) will not
         // change the device any more: only pending work makes the answer premature.
         self.changes_enrollment_user(device.platform)
-            && !self
-                .actions
-                .values()
-                .any(|a| a.device == *device && a.state == ActionState::Pending)
+            && !self.actions.values().any(|a| {
+                a.device == *device && a.purpose.is_workflow() && a.state == ActionState::Pending
+            })
     }
 
     fn changes_enrollment_user(&self, platform: Platform) -> bool {
@@ -620,6 +637,7 @@ impl Engine {
                     && d.ours
                     && d.status == DeviceStatus::Available
                     && !d.set_aside
+                    && !d.broken
                     && d.mdm.is_some()
             })
             .filter(|d| !self.has_open_actions(&d.key))
@@ -640,8 +658,12 @@ impl Engine {
             .collect()
     }
 
+    /// True when check-out, check-in or undo work of the device is open (escalations and
+    /// tickets never hold a phone back).
     fn has_open_actions(&self, device: &DeviceKey) -> bool {
-        self.actions.values().any(|a| a.device == *device)
+        self.actions
+            .values()
+            .any(|a| a.device == *device && a.purpose.is_workflow())
     }
 
     fn pending_action_count(&self) -> u32 {
@@ -850,5 +872,9 @@ pub fn describe_action(action: &MdmAction) -> String {
             format!("move to organization group {group_id}")
         }
         MdmAction::Webhook { .. } => "webhook".into(),
+        MdmAction::Email { to, .. } => format!("e-mail to {}", to.join(", ")),
+        MdmAction::Message { .. } => "message to the device".into(),
+        MdmAction::LostMode { enable: true, .. } => "enable Lost Mode".into(),
+        MdmAction::LostMode { enable: false, .. } => "clear Lost Mode".into(),
     }
 }

@@ -33,7 +33,18 @@ impl Engine {
         badge: BadgeNumber,
         resolution: Resolution,
     ) {
+        let broken_return = match &resolution {
+            Resolution::Known { user } => self.second_tap_after_return(&user.username),
+            _ => None,
+        };
         let decision = match resolution {
+            Resolution::Known { user } if broken_return.is_some() => {
+                let Some(ret) = broken_return else {
+                    return;
+                };
+                turn.decision = Some(self.return_broken(turn, &reader, &badge, &user, ret));
+                return;
+            }
             Resolution::Known { user }
                 if user.enroller && self.enrollment_waits_for_approval(&badge) =>
             {
@@ -119,6 +130,9 @@ impl Engine {
                 slot: open.slot,
                 device: open.device,
             };
+        }
+        if let Some(refused) = self.curfew_refusal(turn, reader, badge, &user) {
+            return refused;
         }
         // Workspace ONE refused this user's assignment lately: refuse now, not after the
         // nurse has walked to a slot.
@@ -215,6 +229,8 @@ impl Engine {
             expires_at: self.now.plus_millis(self.config.reservation_ms),
             taken_at: None,
             closed_at: None,
+            due_at: self.due_for(&user),
+            escalated: Vec::new(),
         };
         self.checkouts.insert(id, checkout.clone());
         self.expiries
@@ -242,6 +258,8 @@ impl Engine {
         );
         self.event(format!("{} — take slot {slot}", user.display_name));
         let (headline, detail) = self.take_slot_text(&user.display_name, &slot, &device);
+        let due = checkout.due_at.map(|due| self.due_text(due));
+        let detail = due.map_or(detail.clone(), |due| format!("{detail} — due back {due}"));
         self.set_instruction(Tone::Success, headline, detail);
         TapDecision::TakeSlot {
             display_name: user.display_name,

@@ -35,6 +35,7 @@ fn config(line: Option<&str>) -> EngineConfig {
         checkin_steps: crate::config::default_steps(false),
         reboot_window_ms: 120_000,
         organization_groups: Vec::new(),
+        lending: Default::default(),
     };
     for setting in line.unwrap_or("").split_whitespace().skip(1) {
         let (key, value) = setting.split_once('=').expect("key=value");
@@ -65,6 +66,7 @@ fn config(line: Option<&str>) -> EngineConfig {
                     }],
                 );
             }
+            "lending" => config.lending = super::lending_tests::lending(value),
             other => panic!("unknown config key {other}"),
         }
     }
@@ -144,7 +146,7 @@ impl FakeStore {
 }
 
 /// Runs a script and returns its transcript.
-fn run(script: &str) -> String {
+pub(super) fn run(script: &str) -> String {
     let lines: Vec<&str> = script
         .lines()
         .map(str::trim)
@@ -186,6 +188,13 @@ fn run(script: &str) -> String {
                 let seconds: i64 = seconds.parse().expect("seconds");
                 now = now.plus_seconds(seconds);
                 mono = mono.plus_millis(seconds * 1000);
+                Input::Tick
+            }
+            ["at", local] => {
+                // Time passes to a wall-clock time in the station's zone (lending tests).
+                let to = super::lending_tests::at(&config, local);
+                mono = mono.plus_millis(to.millis_since(now));
+                now = to;
                 Input::Tick
             }
             ["clock", seconds] => {
@@ -260,6 +269,22 @@ fn run(script: &str) -> String {
                 badge: BadgeNumber::new(format!("04A1B2{:06X}", name.len() * 4099)),
                 resolution: Resolution::Known { user: user(name) },
             },
+            ["tap", name, groups] => Input::Tap {
+                reader,
+                badge: BadgeNumber::new(format!("04A1B2{:06X}", name.len() * 4099)),
+                resolution: Resolution::Known {
+                    user: User {
+                        groups: groups.split(',').map(str::to_string).collect(),
+                        ..user(name)
+                    },
+                },
+            },
+            ["admin", "broken", slot] => Input::Admin(AdminCommand::MarkBroken {
+                slot: SlotLabel::new(*slot),
+            }),
+            ["admin", "clear-broken", slot] => Input::Admin(AdminCommand::ClearBroken {
+                slot: SlotLabel::new(*slot),
+            }),
             ["ok", id] => Input::ActionSettled {
                 action: ActionId(id.parse().expect("id")),
                 outcome: ActionOutcome::Done,
@@ -331,12 +356,18 @@ fn describe_effect(effect: &Effect) -> String {
                     d.key.id,
                     d.slot.as_ref().map(|s| s.as_str()).unwrap_or("-"),
                     status_word(&d.status, d.set_aside)
+                        + if d.broken { "+broken" } else { "" }
+                        + if d.lost_mode { "+lost-mode" } else { "" }
                 ));
             }
             for c in &commit.checkouts {
                 parts.push(format!(
-                    "checkout#{} {} {:?} {}",
-                    c.id.0, c.username, c.state, c.device.id
+                    "checkout#{} {} {:?} {}{}",
+                    c.id.0,
+                    c.username,
+                    c.state,
+                    c.device.id,
+                    super::lending_tests::loan_suffix(c)
                 ));
             }
             for a in &commit.actions {
@@ -373,6 +404,9 @@ fn describe_effect(effect: &Effect) -> String {
             format!("decision: {display_name} take slot {slot} ({})", device.id)
         }
         Effect::Decision(TapDecision::Refused { reason }) => format!("decision: refused: {reason}"),
+        Effect::Decision(TapDecision::MarkedBroken { slot }) => {
+            format!("decision: slot {slot} returned as broken")
+        }
         Effect::Decision(TapDecision::EnrollmentApproved { approver }) => {
             format!("decision: enrolment approved by {approver}")
         }
@@ -438,8 +472,16 @@ fn describe_snapshot(snapshot: &Snapshot) -> String {
     for loan in &snapshot.loans {
         writeln!(
             out,
-            "  loan {} {} from slot {} overdue={} sync={:?}",
-            loan.username, loan.device.id, loan.slot, loan.overdue, loan.sync
+            "  loan {} {} from slot {} overdue={} sync={:?}{}",
+            loan.username,
+            loan.device.id,
+            loan.slot,
+            loan.overdue,
+            loan.sync,
+            loan.due_text
+                .as_ref()
+                .map(|due| format!(" due {due}"))
+                .unwrap_or_default()
         )
         .ok();
     }
@@ -470,7 +512,7 @@ dock 3 a:P3
 identify a:P3 staging-4west name=iPhone_3
 ";
 
-fn check(name: &str, config: &str, body: &str) {
+pub(super) fn check(name: &str, config: &str, body: &str) {
     let script = format!("{config}\n{CABINET}\n{body}");
     insta::assert_snapshot!(name, run(&script));
 }

@@ -154,6 +154,17 @@ pub enum AdminCommand {
         #[serde(default)]
         device: Option<String>,
     },
+    /// Take the phone in a slot out of the pool as broken (checked in first when it was
+    /// on loan) and open a ticket.
+    MarkBroken {
+        /// The slot.
+        slot: SlotLabel,
+    },
+    /// Return a broken phone to the pool.
+    ClearBroken {
+        /// The slot.
+        slot: SlotLabel,
+    },
 }
 
 impl AdminCommand {
@@ -176,6 +187,8 @@ impl AdminCommand {
             AdminCommand::MarkLost { user, device } => {
                 format!("marking lost of {}", target(user, device))
             }
+            AdminCommand::MarkBroken { slot } => format!("marking broken of slot {slot}"),
+            AdminCommand::ClearBroken { slot } => format!("return to service of slot {slot}"),
         }
     }
 }
@@ -348,6 +361,42 @@ pub enum MdmAction {
         /// The event, as JSON text.
         body: String,
     },
+    /// Send an e-mail (SMTP with STARTTLS, `[lending.smtp]`); not a Workspace ONE call.
+    Email {
+        /// Recipients.
+        to: Vec<String>,
+        /// The subject line.
+        subject: String,
+        /// The plain-text body.
+        body: String,
+    },
+    /// A Workspace ONE message shown on the device (POST; `{id}` and `{uuid}` in the
+    /// path are the device's).
+    Message {
+        /// The text.
+        text: String,
+        /// `lending.message-path` (unverified against a real tenant).
+        path: String,
+    },
+    /// Turn Workspace ONE Lost Mode (iOS) on or off (PUT; `{id}` and `{uuid}` in the path
+    /// are the device's).
+    LostMode {
+        /// True to enable, false to clear.
+        enable: bool,
+        /// `lending.lost-mode-on-path` or `lost-mode-off-path` (unverified).
+        path: String,
+        /// Shown on the lock screen.
+        message: String,
+        /// A number to call, shown on the lock screen.
+        phone: String,
+    },
+}
+
+impl MdmAction {
+    /// True for work that goes elsewhere than Workspace ONE (webhooks, e-mail).
+    pub fn is_notification(&self) -> bool {
+        matches!(self, MdmAction::Webhook { .. } | MdmAction::Email { .. })
+    }
 }
 
 /// Why an action exists, for the screen and the audit.
@@ -360,6 +409,22 @@ pub enum ActionPurpose {
     CheckIn,
     /// Undoes check-out work done for a device that was not the one taken.
     Undo,
+    /// A step of the escalation ladder of an overdue loan (webhook, e-mail, message,
+    /// Lost Mode, lock).
+    Escalation,
+    /// A repair ticket for a phone returned as broken.
+    Ticket,
+}
+
+impl ActionPurpose {
+    /// True for a check-out, check-in or undo step: work that a device's availability
+    /// waits for. Escalations and tickets never hold a phone back.
+    pub fn is_workflow(self) -> bool {
+        matches!(
+            self,
+            ActionPurpose::CheckOut | ActionPurpose::CheckIn | ActionPurpose::Undo
+        )
+    }
 }
 
 /// Life of an outbox row as the engine sees it.
@@ -470,6 +535,13 @@ pub struct DeviceRecord {
     /// groups. Only such a phone gets check-in actions.
     #[serde(default)]
     pub ours: bool,
+    /// Out of the pool as broken (returned so by a nurse or marked by the charge nurse)
+    /// until an operator clears it.
+    #[serde(default)]
+    pub broken: bool,
+    /// Workspace ONE Lost Mode was asked for: cleared first when the phone is docked.
+    #[serde(default)]
+    pub lost_mode: bool,
 }
 
 /// State of a check-out.
@@ -516,6 +588,14 @@ pub struct CheckoutRecord {
     pub taken_at: Option<Timestamp>,
     /// When it came back (or the reservation ended).
     pub closed_at: Option<Timestamp>,
+    /// When the loan is due back (wall clock), computed at check-out by the lending
+    /// policy; None for loans from before due times.
+    #[serde(default)]
+    pub due_at: Option<Timestamp>,
+    /// Escalation ladder steps already taken (indexes into `[[lending.escalation]]`):
+    /// each is taken once per loan, across restarts.
+    #[serde(default)]
+    pub escalated: Vec<u32>,
 }
 
 /// What an audit line records. Stored as its kebab-case name.
@@ -580,6 +660,17 @@ pub enum AuditKind {
     AdminRetry,
     /// The wall clock stepped.
     ClockStep,
+    /// A loan passed its due time (the first escalation step).
+    Overdue,
+    /// An escalation step of an overdue loan was taken (webhook, e-mail, message, Lost
+    /// Mode, lock).
+    Escalated,
+    /// A tap during a curfew was refused.
+    CurfewRefused,
+    /// A phone was taken out of the pool as broken.
+    Broken,
+    /// A broken phone was returned to the pool.
+    BrokenCleared,
     /// A kind this version does not know (a row written by a newer version).
     #[serde(other)]
     Unknown,
@@ -617,6 +708,11 @@ impl AuditKind {
         AuditKind::Drift,
         AuditKind::AdminRetry,
         AuditKind::ClockStep,
+        AuditKind::Overdue,
+        AuditKind::Escalated,
+        AuditKind::CurfewRefused,
+        AuditKind::Broken,
+        AuditKind::BrokenCleared,
         AuditKind::Unknown,
     ];
 
@@ -652,6 +748,11 @@ impl AuditKind {
             AuditKind::Drift => "drift",
             AuditKind::AdminRetry => "admin-retry",
             AuditKind::ClockStep => "clock-step",
+            AuditKind::Overdue => "overdue",
+            AuditKind::Escalated => "escalated",
+            AuditKind::CurfewRefused => "curfew-refused",
+            AuditKind::Broken => "broken",
+            AuditKind::BrokenCleared => "broken-cleared",
             AuditKind::Unknown => "unknown",
         }
     }
@@ -786,6 +887,11 @@ pub enum TapDecision {
         /// The supervisor's name.
         approver: String,
     },
+    /// The holder's second tap after docking her phone: it is returned as broken.
+    MarkedBroken {
+        /// The slot of the broken phone.
+        slot: SlotLabel,
+    },
     /// Refused; the reason is what the screen says.
     Refused {
         /// The reason, in words for the nurse.
@@ -794,9 +900,13 @@ pub enum TapDecision {
 }
 
 impl TapDecision {
-    /// True for [`TapDecision::TakeSlot`].
+    /// True for [`TapDecision::TakeSlot`] and [`TapDecision::MarkedBroken`] (the tap did
+    /// what the nurse asked).
     pub fn accepted(&self) -> bool {
-        matches!(self, TapDecision::TakeSlot { .. })
+        matches!(
+            self,
+            TapDecision::TakeSlot { .. } | TapDecision::MarkedBroken { .. }
+        )
     }
 }
 
@@ -849,6 +959,8 @@ pub enum SlotState {
     Foreign,
     /// Erased; waiting for Workspace ONE to show it enrolled again.
     Erasing,
+    /// Out of the pool as broken until an operator clears it.
+    Broken,
 }
 
 /// The MDM side of a device, for the screen.
@@ -903,8 +1015,15 @@ pub struct LoanView {
     pub slot: SlotLabel,
     /// When it left.
     pub since: Timestamp,
-    /// True when out longer than the configured shift length.
+    /// True when past its due time (or, for a loan without one, out longer than
+    /// `checkout.overdue-hours`).
     pub overdue: bool,
+    /// When it is due back (wall clock).
+    #[serde(default)]
+    pub due: Option<Timestamp>,
+    /// The due time in the station's time zone, as the screen says it ("Tue 19:30").
+    #[serde(default)]
+    pub due_text: Option<String>,
     /// The MDM state of its check-out work.
     pub sync: SyncState,
 }

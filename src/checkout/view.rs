@@ -28,7 +28,12 @@ impl Engine {
                         .map(|m| m.name.clone()),
                     slot: c.slot.clone(),
                     since,
-                    overdue: self.now.millis_since(since) > self.config.overdue_ms,
+                    overdue: match c.due_at {
+                        Some(due) => self.now >= due,
+                        None => self.now.millis_since(since) > self.config.overdue_ms,
+                    },
+                    due: c.due_at,
+                    due_text: c.due_at.map(|due| self.due_text(due)),
                     sync: self.sync_state(&c.device),
                 }
             })
@@ -65,6 +70,10 @@ impl Engine {
             .into_iter()
             .map(|c| {
                 let (headline, detail) = self.take_slot_text(&c.display_name, &c.slot, &c.device);
+                let detail = match c.due_at {
+                    Some(due) => format!("{detail} — due back {}", self.due_text(due)),
+                    None => detail,
+                };
                 Instruction {
                     tone: Tone::Success,
                     headline,
@@ -94,7 +103,11 @@ impl Engine {
 
     pub(super) fn sync_state(&self, device: &DeviceKey) -> SyncState {
         let mut state = SyncState::Synced;
-        for action in self.actions.values().filter(|a| a.device == *device) {
+        for action in self
+            .actions
+            .values()
+            .filter(|a| a.device == *device && a.purpose.is_workflow())
+        {
             match action.state {
                 ActionState::Failed => return SyncState::Failed,
                 ActionState::Pending => state = SyncState::Pending,
@@ -138,6 +151,7 @@ impl Engine {
                 )
             }
             DeviceStatus::Foreign => (SlotState::Foreign, None, device.docked_since),
+            _ if device.broken => (SlotState::Broken, None, device.docked_since),
             _ if device.set_aside => (SlotState::SetAside, None, device.docked_since),
             // Check-in work refused for good: out of service, with the reason in the note.
             DeviceStatus::CheckingIn { .. } if sync == SyncState::Failed => {

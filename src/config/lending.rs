@@ -2,12 +2,15 @@
 //! [`crate::lending::LendingPolicy`] with a key-and-line problem for each bad value.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use chrono::{Duration, NaiveDate, NaiveTime, Weekday};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::checkout::LendingConfig;
 use crate::config::Checker;
+use crate::domain::Secret;
 use crate::lending::{Curfew, DueRule, LadderStep, LendingPolicy, StepAction};
 
 /// `[lending]` as written.
@@ -37,6 +40,89 @@ pub struct LendingFile {
     /// The escalation ladder.
     #[serde(default, rename = "escalation")]
     pub escalation: Vec<EscalationFile>,
+    /// The station's IANA time zone (`"Europe/Paris"`); the system's unless set.
+    pub time_zone: Option<Spanned<String>>,
+    /// Where `webhook` steps POST.
+    pub webhook_url: Option<Spanned<String>>,
+    /// Who `email` steps write to.
+    #[serde(default)]
+    pub email_to: Vec<Spanned<String>>,
+    /// The text of a `message` step.
+    pub device_message: Option<Spanned<String>>,
+    /// The lock-screen text of a `lost-mode` step.
+    pub lost_mode_message: Option<Spanned<String>>,
+    /// The number shown on the lock screen.
+    pub lost_mode_phone: Option<Spanned<String>>,
+    /// Workspace ONE path of the device message (POST; unverified).
+    pub message_path: Option<Spanned<String>>,
+    /// Workspace ONE path that turns Lost Mode on (PUT; unverified).
+    pub lost_mode_on_path: Option<Spanned<String>>,
+    /// Workspace ONE path that turns Lost Mode off (PUT; unverified).
+    pub lost_mode_off_path: Option<Spanned<String>>,
+    /// The return-as-broken gesture's window.
+    pub broken_double_tap_seconds: Option<Spanned<i64>>,
+    /// Where repair tickets are POSTed.
+    pub broken_ticket_webhook: Option<Spanned<String>>,
+    /// The mail server of `email` steps.
+    pub smtp: Option<SmtpFile>,
+}
+
+/// `[lending.smtp]`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SmtpFile {
+    /// Host name (also the name its certificate must carry).
+    pub server: Spanned<String>,
+    /// 587 unless set.
+    pub port: Option<Spanned<i64>>,
+    /// The sender address.
+    pub from: Spanned<String>,
+    /// SMTP AUTH user, when the server wants one.
+    pub username: Option<Spanned<String>>,
+    /// Its password, in a file.
+    pub password_file: Option<Spanned<PathBuf>>,
+    /// An extra CA (PEM) for the server's certificate.
+    pub ca_file: Option<Spanned<PathBuf>>,
+}
+
+/// `[lending.smtp]`, resolved: mail always goes with STARTTLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    /// Host name.
+    pub server: String,
+    /// Port.
+    pub port: u16,
+    /// The sender.
+    pub from: String,
+    /// SMTP AUTH, when set.
+    pub credentials: Option<(String, Secret)>,
+    /// Extra CA file.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The system's time zone name: `/etc/timezone` (Debian), else the target of
+/// `/etc/localtime`.
+fn system_zone() -> Option<String> {
+    if let Ok(text) = std::fs::read_to_string("/etc/timezone") {
+        let name = text.trim();
+        if !name.is_empty() {
+            return Some(name.to_string());
+        }
+    }
+    let target = std::fs::read_link("/etc/localtime").ok()?;
+    let text = target.to_string_lossy().to_string();
+    text.split_once("zoneinfo/")
+        .map(|(_, name)| name.to_string())
+}
+
+fn is_address(text: &str) -> bool {
+    let text = text.trim();
+    match text.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && !domain.is_empty() && !text.contains(char::is_whitespace)
+        }
+        None => false,
+    }
 }
 
 /// `[[lending.group]]`.
@@ -69,7 +155,9 @@ pub struct CurfewFile {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct EscalationFile {
     /// Minutes after the due time.
-    pub after_minutes: Spanned<i64>,
+    pub after_minutes: Option<Spanned<i64>>,
+    /// Seconds after the due time, added to the minutes (short ladders, tests).
+    pub after_seconds: Option<Spanned<i64>>,
     /// `screen`, `webhook`, `email`, `message`, `lost-mode`, `lock`.
     pub action: Spanned<String>,
 }
@@ -83,7 +171,7 @@ pub fn parse_time(text: &str) -> Option<NaiveTime> {
 pub fn parse_rule(text: &str) -> Result<DueRule, String> {
     let text = text.trim();
     let bad = || {
-        format!("{text:?} is not a rule: use a duration (\"12h\", \"90m\"), \"end-of-shift\" or \"at HH:MM\"")
+        format!("{text:?} is not a rule: use a duration (\"12h\", \"90m\", \"45s\"), \"end-of-shift\" or \"at HH:MM\"")
     };
     if text == "end-of-shift" {
         return Ok(DueRule::EndOfShift);
@@ -96,6 +184,7 @@ pub fn parse_rule(text: &str) -> Result<DueRule, String> {
     let duration = match unit {
         "h" => Duration::hours(number),
         "m" => Duration::minutes(number),
+        "s" => Duration::seconds(number),
         _ => return Err(bad()),
     };
     if duration <= Duration::zero() || duration > Duration::days(31) {
@@ -173,6 +262,209 @@ impl Checker<'_> {
             }
         }
         days
+    }
+
+    fn lending_url(&mut self, key: &str, value: &Option<Spanned<String>>) -> Option<String> {
+        let value = value.as_ref()?;
+        let url = value.get_ref().trim();
+        if url.starts_with("http://") || url.starts_with("https://") {
+            Some(url.to_string())
+        } else {
+            self.problem(
+                Some(value),
+                key,
+                format!("{url:?} is not a URL: write https://host/path"),
+            );
+            None
+        }
+    }
+
+    fn lending_path(
+        &mut self,
+        key: &str,
+        value: &Option<Spanned<String>>,
+        default: &str,
+    ) -> String {
+        match value {
+            Some(path) if path.get_ref().starts_with('/') => path.get_ref().trim().to_string(),
+            Some(path) => {
+                self.problem(
+                    Some(path),
+                    key,
+                    format!(
+                        "{:?} is not a Workspace ONE path: write /API/mdm/devices/{{uuid}}/…",
+                        path.get_ref()
+                    ),
+                );
+                default.to_string()
+            }
+            None => default.to_string(),
+        }
+    }
+
+    fn resolve_smtp(&mut self, raw: &SmtpFile, base: &Path) -> Option<SmtpConfig> {
+        let port = match &raw.port {
+            None => 587,
+            Some(port) => match u16::try_from(*port.get_ref()) {
+                Ok(port) if port > 0 => port,
+                _ => {
+                    self.problem(Some(port), "lending.smtp.port", "must be from 1 to 65535");
+                    587
+                }
+            },
+        };
+        if !is_address(raw.from.get_ref()) {
+            self.problem(
+                Some(&raw.from),
+                "lending.smtp.from",
+                format!("{:?} is not an e-mail address", raw.from.get_ref()),
+            );
+        }
+        if raw.server.get_ref().trim().is_empty() {
+            self.problem(
+                Some(&raw.server),
+                "lending.smtp.server",
+                "is empty: name the mail server (its certificate must carry this name)",
+            );
+        }
+        let credentials = match (&raw.username, &raw.password_file) {
+            (Some(user), Some(file)) => self
+                .secret("lending.smtp.password-file", file, base)
+                .map(|secret| (user.get_ref().clone(), secret)),
+            (None, None) => None,
+            (Some(user), None) => {
+                self.problem(
+                    Some(user),
+                    "lending.smtp.password-file",
+                    "is missing: a username needs its password file",
+                );
+                None
+            }
+            (None, Some(file)) => {
+                self.problem(
+                    Some(file),
+                    "lending.smtp.username",
+                    "is missing: a password file needs its username",
+                );
+                None
+            }
+        };
+        let ca_file = raw
+            .ca_file
+            .as_ref()
+            .map(|file| self.ca_file("lending.smtp.ca-file", file, base));
+        Some(SmtpConfig {
+            server: raw.server.get_ref().trim().to_string(),
+            port,
+            from: raw.from.get_ref().trim().to_string(),
+            credentials,
+            ca_file,
+        })
+    }
+
+    /// `[lending]` as the engine and the outbox worker want it.
+    pub(super) fn resolve_lending_all(
+        &mut self,
+        raw: Option<&LendingFile>,
+        base: &Path,
+    ) -> (LendingConfig, Option<SmtpConfig>) {
+        let mut config = LendingConfig::default();
+        let zone_name = raw
+            .and_then(|r| r.time_zone.as_ref())
+            .map(|z| z.get_ref().trim().to_string())
+            .or_else(system_zone);
+        if let Some(name) = zone_name {
+            match name.parse::<chrono_tz::Tz>() {
+                Ok(zone) => config.zone = zone,
+                Err(_) => self.problem(
+                    raw.and_then(|r| r.time_zone.as_ref()),
+                    "lending.time-zone",
+                    format!("{name:?} is not an IANA time zone: write e.g. \"Europe/Paris\""),
+                ),
+            }
+        }
+        let Some(raw) = raw else {
+            return (config, None);
+        };
+        config.enabled = true;
+        config.policy = self.resolve_lending(raw);
+        config.webhook_url = self.lending_url("lending.webhook-url", &raw.webhook_url);
+        config.ticket_url =
+            self.lending_url("lending.broken-ticket-webhook", &raw.broken_ticket_webhook);
+        for to in &raw.email_to {
+            if is_address(to.get_ref()) {
+                config.email_to.push(to.get_ref().trim().to_string());
+            } else {
+                self.problem(
+                    Some(to),
+                    "lending.email-to",
+                    format!("{:?} is not an e-mail address", to.get_ref()),
+                );
+            }
+        }
+        for (value, target) in [
+            (&raw.device_message, &mut config.device_message),
+            (&raw.lost_mode_message, &mut config.lost_mode_message),
+            (&raw.lost_mode_phone, &mut config.lost_mode_phone),
+        ] {
+            if let Some(value) = value {
+                *target = value.get_ref().trim().to_string();
+            }
+        }
+        config.message_path = self.lending_path(
+            "lending.message-path",
+            &raw.message_path,
+            crate::checkout::DEFAULT_MESSAGE_PATH,
+        );
+        config.lost_mode_on_path = self.lending_path(
+            "lending.lost-mode-on-path",
+            &raw.lost_mode_on_path,
+            crate::checkout::DEFAULT_LOST_MODE_ON_PATH,
+        );
+        config.lost_mode_off_path = self.lending_path(
+            "lending.lost-mode-off-path",
+            &raw.lost_mode_off_path,
+            crate::checkout::DEFAULT_LOST_MODE_OFF_PATH,
+        );
+        if let Some(seconds) = &raw.broken_double_tap_seconds {
+            if (2..=60).contains(seconds.get_ref()) {
+                config.broken_double_tap_ms = seconds.get_ref() * 1000;
+            } else {
+                self.problem(
+                    Some(seconds),
+                    "lending.broken-double-tap-seconds",
+                    "must be from 2 to 60 seconds",
+                );
+            }
+        }
+        let smtp = raw
+            .smtp
+            .as_ref()
+            .and_then(|smtp| self.resolve_smtp(smtp, base));
+        // Each ladder step needs where it goes.
+        for (index, step) in raw.escalation.iter().enumerate() {
+            let key = format!("lending.escalation[{index}].action");
+            match parse_action(step.action.get_ref()) {
+                Some(StepAction::Webhook) if config.webhook_url.is_none() => self.problem(
+                    Some(&step.action),
+                    key,
+                    "\"webhook\" needs lending.webhook-url",
+                ),
+                Some(StepAction::Email) if config.email_to.is_empty() || smtp.is_none() => self
+                    .problem(
+                        Some(&step.action),
+                        key,
+                        "\"email\" needs lending.email-to and a [lending.smtp] section",
+                    ),
+                Some(StepAction::LostMode) if index + 1 != raw.escalation.len() => self.problem(
+                    Some(&step.action),
+                    key,
+                    "\"lost-mode\" ends the loan (the phone is marked lost): make it the last step",
+                ),
+                _ => {}
+            }
+        }
+        (config, smtp)
     }
 
     pub(super) fn resolve_lending(&mut self, raw: &LendingFile) -> LendingPolicy {
@@ -278,18 +570,25 @@ impl Checker<'_> {
             let mut previous = 0;
             for (index, step) in raw.escalation.iter().enumerate() {
                 let key = format!("lending.escalation[{index}]");
-                let minutes = *step.after_minutes.get_ref();
-                if minutes < previous || minutes > 60 * 24 * 31 {
+                let minutes = step.after_minutes.as_ref().map_or(0, |m| *m.get_ref());
+                let seconds = step.after_seconds.as_ref().map_or(0, |s| *s.get_ref());
+                let after = minutes.saturating_mul(60).saturating_add(seconds);
+                if after < previous || after > 60 * 60 * 24 * 31 || minutes < 0 || seconds < 0 {
+                    let (at, name) = match (&step.after_minutes, &step.after_seconds) {
+                        (Some(m), _) => (Some(m), "after-minutes"),
+                        (None, Some(s)) => (Some(s), "after-seconds"),
+                        (None, None) => (None, "after-minutes"),
+                    };
                     self.problem(
-                        Some(&step.after_minutes),
-                        format!("{key}.after-minutes"),
+                        at,
+                        format!("{key}.{name}"),
                         "must not be less than the step before it (the ladder goes up) nor over 31 days",
                     );
                 }
-                previous = minutes;
+                previous = after;
                 match parse_action(step.action.get_ref()) {
                     Some(action) => policy.ladder.push(LadderStep {
-                        after: Duration::minutes(minutes),
+                        after: Duration::seconds(after),
                         action,
                     }),
                     None => self.problem(

@@ -56,8 +56,11 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[siem]`; `None` forwards nothing.
     pub siem: Option<SiemConfig>,
-    /// `[lending]`; the defaults (14 hours, "overdue" on screen) when absent.
-    pub lending: crate::lending::LendingPolicy,
+    /// `[lending]`; the defaults (14 hours, "overdue" on screen) when absent. The same
+    /// value is in `engine.lending`.
+    pub lending: crate::checkout::LendingConfig,
+    /// `[lending.smtp]`: the mail server of the ladder's e-mails.
+    pub smtp: Option<lending::SmtpConfig>,
 }
 
 /// The default of `directory.max-file-bytes`: 16 MiB, some 200,000 badges.
@@ -780,11 +783,9 @@ impl Checker<'_> {
             .siem
             .as_ref()
             .and_then(|siem| self.resolve_siem(siem, &base));
-        let lending = raw
-            .lending
-            .as_ref()
-            .map(|lending| self.resolve_lending(lending))
-            .unwrap_or_default();
+        let (lending, smtp) = self.resolve_lending_all(raw.lending.as_ref(), &base);
+        let mut engine = engine;
+        engine.lending = lending.clone();
         Some(Config {
             path: path.to_path_buf(),
             station,
@@ -803,6 +804,7 @@ impl Checker<'_> {
             audit,
             siem,
             lending,
+            smtp,
         })
     }
 
@@ -1351,6 +1353,7 @@ impl Checker<'_> {
                     .unwrap_or(120)
                     .clamp(10, 900),
             ) * 1000,
+            lending: crate::checkout::LendingConfig::default(),
             organization_groups: raw
                 .uem
                 .as_ref()

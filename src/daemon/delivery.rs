@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::checkout::{ActionId, ActionRecord, FailCause, Input};
+use crate::checkout::{ActionId, ActionRecord, FailCause, Input, MdmAction};
 use crate::daemon::engine_loop::EngineMsg;
 use crate::daemon::{mono_now, now};
 use crate::mdm::{ErrorClass, Mdm, MdmError, UemClient};
@@ -35,6 +35,8 @@ pub struct OutboxTask {
     pub store: Store,
     /// Workspace ONE.
     pub mdm: Arc<UemClient>,
+    /// The escalation ladder's mail server (`[lending.smtp]`).
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
     /// The engine's inbox.
     pub engine: mpsc::Sender<EngineMsg>,
     /// The action rows of each durable commit, and news of Workspace ONE, from the
@@ -91,7 +93,9 @@ impl OutboxTask {
                     scheduler.marked_sent(id, at);
                 }
                 let mdm = Arc::clone(&self.mdm);
-                in_flight.spawn(async move { (id, perform(&mdm, dispatch).await) });
+                let mailer = self.mailer.clone();
+                in_flight
+                    .spawn(async move { (id, perform(&mdm, mailer.as_deref(), dispatch).await) });
             }
             let wait = scheduler
                 .next_wake()
@@ -152,8 +156,20 @@ impl OutboxTask {
     }
 }
 
-/// Performs one dispatch against Workspace ONE.
-async fn perform(mdm: &UemClient, dispatch: Dispatch) -> Answer {
+/// Performs one dispatch against Workspace ONE (or the mail server, for an e-mail).
+async fn perform(
+    mdm: &UemClient,
+    mailer: Option<&crate::mail::Mailer>,
+    dispatch: Dispatch,
+) -> Answer {
+    if let Dispatch::Send {
+        id,
+        action: MdmAction::Email { to, subject, body },
+        ..
+    } = &dispatch
+    {
+        return send_mail(mailer, *id, to, subject, body).await;
+    }
     match dispatch {
         Dispatch::Verify { device, .. } => match mdm.wipe_pending(&device).await {
             Ok(true) => Answer::Pending,
@@ -182,6 +198,43 @@ async fn perform(mdm: &UemClient, dispatch: Dispatch) -> Answer {
                 Err(err) => Answer::Failed(failure(err)),
             }
         }
+    }
+}
+
+/// Sends an e-mail row.
+async fn send_mail(
+    mailer: Option<&crate::mail::Mailer>,
+    id: ActionId,
+    to: &[String],
+    subject: &str,
+    body: &str,
+) -> Answer {
+    let Some(mailer) = mailer else {
+        return Answer::Failed(Failure {
+            kind: FailureKind::Rejected,
+            message: "no [lending.smtp] section: the e-mail cannot be sent".into(),
+            cause: FailCause::Other,
+        });
+    };
+    match mailer
+        .send(&format!("action-{}", id.0), to, subject, body)
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(action = id.0, "overdue e-mail sent");
+            Answer::Done
+        }
+        Err(err) => Answer::Failed(Failure {
+            kind: if err.is_transient() {
+                FailureKind::Transient {
+                    retry_after_ms: None,
+                }
+            } else {
+                FailureKind::Rejected
+            },
+            message: err.to_string(),
+            cause: FailCause::Other,
+        }),
     }
 }
 

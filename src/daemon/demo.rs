@@ -367,9 +367,9 @@ pub async fn run_headless(n_taps: u32) -> anyhow::Result<ShiftSummary> {
         if index % 5 == 4 {
             match station.tap(UNKNOWN_BADGE).await? {
                 TapDecision::Refused { .. } => summary.refused_as_expected += 1,
-                TapDecision::TakeSlot { .. } | TapDecision::EnrollmentApproved { .. } => {
-                    summary.failures += 1
-                }
+                TapDecision::TakeSlot { .. }
+                | TapDecision::EnrollmentApproved { .. }
+                | TapDecision::MarkedBroken { .. } => summary.failures += 1,
             }
             continue;
         }
@@ -403,7 +403,9 @@ pub async fn run_headless(n_taps: u32) -> anyhow::Result<ShiftSummary> {
                 tracing::warn!(reason = %reason, "demo tap refused");
                 summary.failures += 1;
             }
-            TapDecision::EnrollmentApproved { .. } => summary.failures += 1,
+            TapDecision::EnrollmentApproved { .. } | TapDecision::MarkedBroken { .. } => {
+                summary.failures += 1
+            }
         }
     }
     // End of shift: everything comes back and every check-in is confirmed.

@@ -55,7 +55,12 @@ fn describe(kind: &str) -> (&str, Priority, Option<&'static str>) {
     match kind {
         "checkout" => ("check-out", Priority::Info, Some(message_id::CHECKOUT)),
         "checkin" | "checkin-foreign" => ("check-in", Priority::Info, Some(message_id::CHECKIN)),
-        "tap-refused" => ("refusal", Priority::Warning, Some(message_id::REFUSAL)),
+        "tap-refused" | "curfew-refused" => {
+            ("refusal", Priority::Warning, Some(message_id::REFUSAL))
+        }
+        "overdue" => ("overdue", Priority::Warning, None),
+        "escalated" => ("escalation", Priority::Warning, None),
+        "broken" => ("broken phone", Priority::Warning, None),
         "action-failed" => (
             "Workspace ONE action failed",
             Priority::Error,

@@ -277,9 +277,16 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
     ));
 
     // Outbox.
+    let mailer = match &config.smtp {
+        Some(smtp) => Some(Arc::new(
+            crate::mail::Mailer::new(smtp).context("cannot set up e-mail ([lending.smtp])")?,
+        )),
+        None => None,
+    };
     let outbox = delivery::OutboxTask {
         store: store.clone(),
         mdm: Arc::clone(&mdm),
+        mailer,
         engine: engine_tx.clone(),
         committed: outbox_rx,
         concurrency: uem.concurrency as usize,
@@ -653,7 +660,12 @@ pub fn status_text(snapshot: &Snapshot) -> String {
                 .clone()
                 .unwrap_or_else(|| loan.device.to_string()),
             loan.slot,
-            if loan.overdue { " — OVERDUE" } else { "" }
+            match (&loan.due_text, loan.overdue) {
+                (Some(due), true) => format!(", due {due} — OVERDUE"),
+                (Some(due), false) => format!(", due {due}"),
+                (None, true) => " — OVERDUE".to_string(),
+                (None, false) => String::new(),
+            }
         );
     }
     let _ = writeln!(text, "readers:");

@@ -316,6 +316,12 @@ fn send_notice(
         }
         UiCommand::Admin(AdminCommand::CloseLoan { .. }) => "loan closing sent".to_string(),
         UiCommand::Admin(AdminCommand::MarkLost { .. }) => "marked lost".to_string(),
+        UiCommand::Admin(AdminCommand::MarkBroken { slot }) => {
+            format!("slot {slot}: marked broken")
+        }
+        UiCommand::Admin(AdminCommand::ClearBroken { slot }) => {
+            format!("slot {slot}: back in service")
+        }
         UiCommand::Quit => "quitting".to_string(),
     };
     match sent {
@@ -414,6 +420,17 @@ fn handle_key(
                 });
             } else {
                 ui.notice = Some(format!("slot {}: no reservation to cancel", slot.label));
+            }
+            KeyOutcome::Redraw
+        }
+        KeyCode::Char('b') => {
+            let label = slot.label.clone();
+            match slot.state {
+                SlotState::Broken => ui.pending = Some(AdminCommand::ClearBroken { slot: label }),
+                SlotState::Empty | SlotState::Foreign => {
+                    ui.notice = Some(format!("slot {label}: no cabinet phone to mark broken"))
+                }
+                _ => ui.pending = Some(AdminCommand::MarkBroken { slot: label }),
             }
             KeyOutcome::Redraw
         }

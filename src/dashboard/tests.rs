@@ -62,6 +62,8 @@ fn loan(holder: &str, slot: &str, since: Timestamp, overdue: bool) -> LoanView {
         slot: SlotLabel::new(slot),
         since,
         overdue,
+        due: None,
+        due_text: None,
         sync: SyncState::Synced,
     }
 }
@@ -1076,4 +1078,51 @@ async fn admin_commands_go_to_the_daemon_and_its_answer_comes_back() {
     );
     cancel.cancel();
     forwarder.await.unwrap();
+}
+
+/// Issue 14: a broken slot says so, an overdue loan says when it was due, and the admin
+/// mode's `b` asks before marking a slot broken (and before putting it back).
+#[test]
+fn broken_slot_due_times_and_the_broken_key() {
+    let mut snapshot = overdue();
+    snapshot.slots[1] = slot("2", SlotState::Broken, Some("iPhone 12 4W-02"));
+    snapshot.loans[0].due = Some(minutes_ago(60 * 14));
+    snapshot.loans[0].due_text = Some("Mon 07 Dec 19:30".into());
+    let feed = Feed::Live(snapshot.clone());
+    let text = screen_text(&draw(&feed, &ui(DashboardOptions::default()), 160, 50));
+    assert!(
+        text.contains("BROKEN (out of use until repaired)"),
+        "{text}"
+    );
+    assert!(text.contains("slot 4, due Mon 07 Dec 19:30"), "{text}");
+
+    let options = DashboardOptions {
+        admin: true,
+        ..DashboardOptions::default()
+    };
+    let mut state = ui(options);
+    state.selected_slot = 1;
+    let b = KeyEvent::new(KeyCode::Char('b'), KeyModifiers::NONE);
+    let outcome = handle_key(b, &mut state, &feed, &options);
+    assert!(matches!(outcome, KeyOutcome::Redraw));
+    assert_eq!(
+        state.pending,
+        Some(AdminCommand::ClearBroken {
+            slot: SlotLabel::new("2")
+        })
+    );
+    let text = screen_text(&draw(&feed, &state, 160, 50));
+    assert!(
+        text.contains("Slot 2: repaired: put it back in use?"),
+        "{text}"
+    );
+    let mut state = ui(options);
+    state.selected_slot = 0;
+    handle_key(b, &mut state, &feed, &options);
+    assert_eq!(
+        state.pending,
+        Some(AdminCommand::MarkBroken {
+            slot: SlotLabel::new("1")
+        })
+    );
 }

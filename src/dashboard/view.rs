@@ -911,6 +911,12 @@ impl<'a> Screen<'a> {
                 style: RED,
                 ..base
             },
+            SlotState::Broken => SlotLine {
+                symbol: glyphs.cross,
+                state: "BROKEN (out of use until repaired)".to_string(),
+                style: RED,
+                ..base
+            },
             SlotState::Unidentified => SlotLine {
                 symbol: glyphs.unknown,
                 state: "unknown to Workspace ONE".to_string(),
@@ -954,10 +960,15 @@ impl<'a> Screen<'a> {
                         .device_name
                         .as_deref()
                         .unwrap_or(loan.device.id.as_str());
+                    let due = loan
+                        .due_text
+                        .as_deref()
+                        .map(|due| format!(", due {}", self.text(due)))
+                        .unwrap_or_default();
                     Line::from(vec![
                         Span::styled(format!("{} {}", glyphs.warn, self.text(&loan.holder)), RED),
                         Span::raw(format!(
-                            ", slot {}, out since {} ({}) {} {}",
+                            ", slot {}{due}, out since {} ({}) {} {}",
                             self.text(loan.slot.as_str()),
                             self.since(loan.since),
                             self.age(loan.since),
@@ -1046,6 +1057,10 @@ impl<'a> Screen<'a> {
                     (slot, "retry its failed work and put it back in use?")
                 }
                 AdminCommand::CancelReservation { slot } => (slot, "cancel the reservation?"),
+                AdminCommand::MarkBroken { slot } => {
+                    (slot, "mark the phone broken (out of use, repair ticket)?")
+                }
+                AdminCommand::ClearBroken { slot } => (slot, "repaired: put it back in use?"),
                 // Not offered by the dashboard's keys; sent with `badgedock admin`.
                 AdminCommand::CloseLoan { .. } | AdminCommand::MarkLost { .. } => {
                     return;
@@ -1071,6 +1086,7 @@ impl<'a> Screen<'a> {
             hints.push(format!("{} choose slot", self.glyphs.up_down));
             hints.push("r retry".to_string());
             hints.push("c cancel reservation".to_string());
+            hints.push("b broken".to_string());
         }
         let hints = hints.join("   ");
         Paragraph::new(Line::styled(hints, DIM)).draw_into(area, buffer);

@@ -277,6 +277,20 @@ impl UemClient {
         query: &[(&str, &str)],
         version: u8,
     ) -> Result<ApiResponse, MdmError> {
+        self.exchange_with(operation, method, path, query, version, None)
+            .await
+    }
+
+    /// [`UemClient::exchange`] with a JSON body.
+    pub(crate) async fn exchange_with(
+        &self,
+        operation: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        version: u8,
+        body: Option<&str>,
+    ) -> Result<ApiResponse, MdmError> {
         let url = format!("{}{}", self.inner.base_url, path);
         let mut retried_unauthorized = false;
         loop {
@@ -298,6 +312,9 @@ impl UemClient {
             }
             if matches!(method, Method::POST | Method::PATCH | Method::PUT) {
                 request = request.header(CONTENT_TYPE, "application/json");
+            }
+            if let Some(body) = body {
+                request = request.body(body.to_string());
             }
             if let Some(code) = &self.inner.tenant_code {
                 request = request.header("aw-tenant-code", sensitive(code.expose()));

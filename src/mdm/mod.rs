@@ -121,6 +121,39 @@ impl Mdm for UemClient {
                 .await
             }
             MdmAction::Webhook { url, body } => self.post_webhook(url, body).await,
+            MdmAction::Email { .. } => Err(MdmError::BadResponse {
+                operation: format!("send an e-mail about device {device}"),
+                detail: "e-mail is not a Workspace ONE call: the outbox worker sends it over SMTP"
+                    .into(),
+            }),
+            MdmAction::Message { text, path } => {
+                let body = serde_json::json!({
+                    "MessageBody": text,
+                    "Application": "AirWatch Agent",
+                    "MessageType": "Push",
+                });
+                self.device_request(device, "send a message to", Method::POST, path, &body)
+                    .await
+            }
+            MdmAction::LostMode {
+                enable,
+                path,
+                message,
+                phone,
+            } => {
+                let body = serde_json::json!({
+                    "message": message,
+                    "phoneNumber": phone,
+                    "footnote": "badgedock",
+                });
+                let what = if *enable {
+                    "enable Lost Mode on"
+                } else {
+                    "clear Lost Mode on"
+                };
+                self.device_request(device, what, Method::PUT, path, &body)
+                    .await
+            }
         }
     }
 
@@ -285,6 +318,43 @@ impl UemClient {
             }
         }
         Ok(())
+    }
+
+    /// A call on a configured path (`{id}` and `{uuid}` replaced by the device's) with a
+    /// JSON body. The device is looked up first: its UUID is not cached.
+    async fn device_request(
+        &self,
+        device: &DeviceKey,
+        what: &str,
+        method: Method,
+        template: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), MdmError> {
+        let operation = format!("{what} device {device}");
+        let found = self.fetch_device(device).await?;
+        let id = found.numeric_id().ok_or_else(|| MdmError::BadResponse {
+            operation: operation.clone(),
+            detail: "the device has no Id".into(),
+        })?;
+        let uuid = found.uuid.clone().unwrap_or_default();
+        if template.contains("{uuid}") && uuid.is_empty() {
+            return Err(MdmError::BadResponse {
+                operation,
+                detail: "the device has no Uuid, which the configured path needs".into(),
+            });
+        }
+        let path = template
+            .replace("{id}", &id.to_string())
+            .replace("{uuid}", &uuid);
+        let body = body.to_string();
+        let response = self
+            .exchange_with(&operation, method, &path, &[], 1, Some(&body))
+            .await?;
+        if response.status.is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(&operation, response.status, &response.body))
+        }
     }
 
     /// A call on `/API/mdm/devices/{id}/…`, retried once with a fresh id when the cached

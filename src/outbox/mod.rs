@@ -10,7 +10,8 @@
 //! - Rows of one device run one at a time, in id order. A row stays in the way while it
 //!   is in flight even after the engine cancelled it: an undo never overtakes the
 //!   assignment it undoes.
-//! - Rows of different devices run at once, up to the concurrency.
+//! - Rows of different devices run at once, up to the concurrency. Escalation and ticket
+//!   notifications (webhook, e-mail) run apart from their device's order.
 //! - A transient failure retries the row with capped exponential backoff (2 s doubling to
 //!   5 min); `Retry-After` is honoured for every row; refused credentials pause everything
 //!   for 5 minutes. As soon as Workspace ONE answers again, every row waiting on a backoff
@@ -40,6 +41,12 @@ const PROBE_MS: i64 = 30_000;
 /// How long to wait after credentials were refused: long enough not to lock the API
 /// account, short enough to pick up a fixed secret.
 const UNAUTHORIZED_RETRY_MS: i64 = 300_000;
+
+/// True for a row that runs apart from its device's order: a webhook or e-mail of an
+/// escalation or a repair ticket.
+fn own_lane(record: &ActionRecord) -> bool {
+    record.action.is_notification() && !record.purpose.is_workflow()
+}
 
 /// The delay before the next attempt after `attempts` failures: 2 s doubling to a 5-minute
 /// cap, or what the server asked for (`Retry-After`, at most an hour, at least 100 ms).
@@ -314,12 +321,14 @@ impl Scheduler {
             .map(|(_, id)| id)
     }
 
-    /// The first row of every device (in flight or not), by id.
+    /// The first row of every device (in flight or not), by id. A notification (an
+    /// escalation's or a ticket's webhook or e-mail) is its own lane: it waits for no
+    /// device work and holds none back.
     fn heads(&self) -> Vec<ActionId> {
         let mut seen = std::collections::BTreeSet::new();
         self.rows
             .values()
-            .filter(|row| seen.insert(row.record.device.clone()))
+            .filter(|row| own_lane(&row.record) || seen.insert(row.record.device.clone()))
             .map(|row| row.record.id)
             .collect()
     }

@@ -27,7 +27,9 @@ const FACILITY: u8 = 13;
 /// The syslog severity (and a CEF severity 0–10) of an audit kind.
 pub fn severities(kind: &str) -> (u8, u8) {
     match kind {
-        "action-failed" | "set-aside" | "unexpected-removal" | "overdue" => (4, 7),
+        "action-failed" | "set-aside" | "unexpected-removal" | "overdue" | "escalated"
+        | "broken" | "lost" => (4, 7),
+        "curfew-refused" => (5, 5),
         "tap-refused" | "bad-read" | "checkin-foreign" => (5, 5),
         _ => (6, 3),
     }

@@ -547,6 +547,7 @@ impl Sim {
                 ]),
                 reboot_window_ms: EngineConfig::DEFAULT_REBOOT_WINDOW_MS,
                 organization_groups: Vec::new(),
+                lending: Default::default(),
             };
             stations.push(Station {
                 name: name.to_string(),
@@ -1789,7 +1790,7 @@ impl Sim {
                         self.stations[st].name
                     ));
                 }
-                TapDecision::EnrollmentApproved { .. } => {}
+                TapDecision::EnrollmentApproved { .. } | TapDecision::MarkedBroken { .. } => {}
             }
         }
         Ok(())

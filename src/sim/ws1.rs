@@ -184,7 +184,11 @@ impl Ws1 {
                     _ => Ok(Applied::Other),
                 }
             }
-            MdmAction::ChangeOrganizationGroup { .. } | MdmAction::Webhook { .. } => {
+            MdmAction::ChangeOrganizationGroup { .. }
+            | MdmAction::Webhook { .. }
+            | MdmAction::Email { .. }
+            | MdmAction::Message { .. }
+            | MdmAction::LostMode { .. } => {
                 self.devices.get(key).ok_or_else(|| not_found(key))?;
                 Ok(Applied::Other)
             }

@@ -130,7 +130,27 @@ const MIGRATIONS: &[Migration] = &[
     // 4: the audit hash chain, its retention anchor, and named cursors over the audit;
     // the rows already there are chained in the same transaction.
     Migration::Rust(chain_the_audit),
+    // 5: loans' due times as a column (issue 14).
+    Migration::Sql(LOAN_DUE_TIMES_SQL),
 ];
+
+/// Migration 5: `checkouts.due_at` (ms since the epoch, the wall-clock due time the
+/// engine computed at check-out), kept equal to the record's `due_at` by triggers, so
+/// the engine's upsert is unchanged and the column needs no other code; indexed for the
+/// open loans.
+const LOAN_DUE_TIMES_SQL: &str = r#"
+    ALTER TABLE checkouts ADD COLUMN due_at INTEGER;
+    UPDATE checkouts SET due_at = json_extract(record, '$.due_at');
+    CREATE TRIGGER checkouts_due_at_insert AFTER INSERT ON checkouts
+        BEGIN
+            UPDATE checkouts SET due_at = json_extract(NEW.record, '$.due_at') WHERE id = NEW.id;
+        END;
+    CREATE TRIGGER checkouts_due_at_update AFTER UPDATE OF record ON checkouts
+        BEGIN
+            UPDATE checkouts SET due_at = json_extract(NEW.record, '$.due_at') WHERE id = NEW.id;
+        END;
+    CREATE INDEX checkouts_due ON checkouts (due_at) WHERE state = 'out';
+"#;
 
 /// Migration 2: the local badge table keyed by `badge_hmac`, with the redacted form
 /// (`hint`) beside it; every existing number is hashed and the plain one dropped.

@@ -20,6 +20,8 @@ pub(crate) struct ApiRequest<'a> {
     pub(crate) query: Vec<(String, String)>,
     /// The `Accept` version (1 when none was given).
     pub(crate) version: u8,
+    /// The request body (JSON for the message and Lost Mode calls).
+    pub(crate) body: &'a str,
 }
 
 impl ApiRequest<'_> {
@@ -232,6 +234,33 @@ pub(crate) fn dispatch(sim: &Sim, request: &ApiRequest<'_>) -> Reply {
             "PUT" => unsupported_version(request, V1),
             _ => method_not_allowed(method, V1),
         },
+        // UNVERIFIED: no public reference for these two was found (ws1/API.md lists
+        // neither); badgedock keeps their paths configurable (`lending.message-path`,
+        // `lending.lost-mode-on-path`, `lending.lost-mode-off-path`) and the simulator
+        // answers the defaults.
+        ["api", "mdm", "devices", id, "messages", "push"] => match method {
+            "POST" => match id.parse::<i64>() {
+                Ok(id) if state.devices.contains_key(&id) => push_message(&mut state, id, request),
+                _ => device_not_found(V1),
+            },
+            _ => method_not_allowed(method, V1),
+        },
+        ["api", "mdm", "devices", uuid, "lostmode", switch @ ("enable" | "disable")] => {
+            match method {
+                "PUT" => {
+                    let found = state
+                        .devices
+                        .values()
+                        .find(|d| d.uuid.eq_ignore_ascii_case(uuid))
+                        .map(|d| d.id);
+                    match found {
+                        Some(id) => lost_mode(&mut state, id, *switch == "enable", request),
+                        None => device_not_found(V1),
+                    }
+                }
+                _ => method_not_allowed(method, V1),
+            }
+        }
         ["api", "system", "users", "search"] => match method {
             "GET" if version_ok(request, &[1, 2]) => search_users(&state, request),
             "GET" => unsupported_version(request, V12),
@@ -498,6 +527,40 @@ fn command(state: &mut State, device_id: i64, request: &ApiRequest<'_>) -> Reply
         }
     }
     // [V1] 202 with an empty body (the alternate-id form); assumed for the per-id form.
+    Reply::empty(202, V1).device(device_id)
+}
+
+/// UNVERIFIED route: a message shown on the device. 202 with an empty body.
+fn push_message(state: &mut State, device_id: i64, request: &ApiRequest<'_>) -> Reply {
+    let body: Value = serde_json::from_str(request.body).unwrap_or(Value::Null);
+    let Some(text) = body.get("MessageBody").and_then(Value::as_str) else {
+        return error_reply(400, 400, "MessageBody is required.", V1).device(device_id);
+    };
+    if let Some(device) = state.devices.get_mut(&device_id) {
+        device.messages.push(text.to_string());
+    }
+    Reply::empty(202, V1).device(device_id)
+}
+
+/// UNVERIFIED route: Lost Mode on or off (iOS only here: 400 for Android). 202.
+fn lost_mode(state: &mut State, device_id: i64, enable: bool, request: &ApiRequest<'_>) -> Reply {
+    let body: Value = serde_json::from_str(request.body).unwrap_or(Value::Null);
+    let Some(device) = state.devices.get_mut(&device_id) else {
+        return device_not_found(V1);
+    };
+    if device.platform != SimPlatform::Apple {
+        return error_reply(400, 400, "Lost Mode is available for iOS devices only.", V1)
+            .device(device_id);
+    }
+    if enable && body.get("message").and_then(Value::as_str).is_none() {
+        return error_reply(400, 400, "message is required.", V1).device(device_id);
+    }
+    device.lost_mode = enable;
+    device.commands.push(if enable {
+        "EnableLostMode".into()
+    } else {
+        "DisableLostMode".into()
+    });
     Reply::empty(202, V1).device(device_id)
 }
 

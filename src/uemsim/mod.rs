@@ -27,6 +27,12 @@
 //! | `DELETE /_sim/faults` | removes every fault, ends an outage, zero latency |
 //! | `POST /_sim/ratelimit` | `{"limit": 1000, "remaining": 50, "reset-in-seconds": 60}` |
 //! | `POST /_sim/webhook/{name}[?status=N]` | a webhook receiver that journals the body |
+//!
+//! Two device routes are UNVERIFIED (no public reference was found; badgedock keeps
+//! their paths configurable): `POST /API/mdm/devices/{id}/messages/push`
+//! (`{"MessageBody": …}`, 202) and `PUT /API/mdm/devices/{uuid}/lostmode/{enable|disable}`
+//! (`{"message", "phoneNumber", "footnote"}`, 202; iOS only). `GET /_sim/devices/{id}`
+//! shows `lost-mode` and `messages`.
 
 mod api;
 mod fault;

@@ -369,6 +369,7 @@ async fn api_call(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let auth_label = auth_label(&headers);
     let mut entry = new_entry(&method, &uri, auth_label);
@@ -398,11 +399,16 @@ async fn api_call(
         return finish(&sim, &mut entry, response);
     }
     let query = parse_query(uri.query().unwrap_or_default());
+    let body = String::from_utf8_lossy(&body).into_owned();
+    if !body.is_empty() {
+        entry.body = Some(body.clone());
+    }
     let request = ApiRequest {
         method: method.as_str(),
         path: &path,
         query,
         version,
+        body: &body,
     };
     let reply = api::dispatch(&sim, &request);
     entry.device_id = reply.device_id;

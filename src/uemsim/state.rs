@@ -53,8 +53,15 @@ pub struct SimDevice {
     /// When a wipe was received, until the device enrols again.
     #[serde(skip)]
     pub wiped_at: Option<Instant>,
-    /// Commands received, in order (`SyncDevice`, `EnterpriseWipe`, …).
+    /// Commands received, in order (`SyncDevice`, `EnterpriseWipe`, …; Lost Mode as
+    /// `EnableLostMode` and `DisableLostMode`).
     pub commands: Vec<String>,
+    /// True while Lost Mode is on (UNVERIFIED route, see `api.rs`).
+    #[serde(default)]
+    pub lost_mode: bool,
+    /// Messages pushed to the device (UNVERIFIED route).
+    #[serde(default)]
+    pub messages: Vec<String>,
 }
 
 /// A user account as the simulator holds it.
@@ -336,6 +343,8 @@ impl Sim {
                             if d.staged_by.is_some() { "S" } else { "E" }.to_string()
                         }),
                         commands: Vec::new(),
+                        lost_mode: false,
+                        messages: Vec::new(),
                         wiped_at: None,
                     },
                 )

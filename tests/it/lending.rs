@@ -363,6 +363,12 @@ fn lending_config_parses_into_the_policy() {
     let config = parse(
         r#"[lending]
 default = "12h"
+time-zone = "Europe/Paris"
+webhook-url = "https://hooks.example/overdue"
+email-to = ["charge-4west@hospital.example"]
+broken-ticket-webhook = "https://itsm.example/api/now/table/incident"
+broken-double-tap-seconds = 8
+lost-mode-phone = "+33 1 23 45 67 89"
 shifts = ["19:00", "07:00"]
 grace-minutes = 30
 weekend = "end-of-shift"
@@ -386,10 +392,33 @@ action = "webhook"
 [[lending.escalation]]
 after-minutes = 240
 action = "lost-mode"
+[lending.smtp]
+server = "mail.hospital.example"
+from = "badgedock@hospital.example"
 "#,
     )
     .unwrap();
-    let policy = config.lending;
+    let lending = config.lending;
+    assert!(lending.enabled);
+    assert_eq!(lending.zone, chrono_tz::Europe::Paris);
+    assert_eq!(
+        lending.webhook_url.as_deref(),
+        Some("https://hooks.example/overdue")
+    );
+    assert_eq!(lending.email_to, ["charge-4west@hospital.example"]);
+    assert_eq!(lending.broken_double_tap_ms, 8_000);
+    assert_eq!(lending.lost_mode_phone, "+33 1 23 45 67 89");
+    assert_eq!(
+        lending.lost_mode_on_path,
+        badgedock::checkout::DEFAULT_LOST_MODE_ON_PATH
+    );
+    assert_eq!(config.engine.lending, lending);
+    let smtp = config.smtp.expect("[lending.smtp]");
+    assert_eq!(
+        (smtp.server.as_str(), smtp.port),
+        ("mail.hospital.example", 587)
+    );
+    let policy = lending.policy;
     assert_eq!(policy.default_rule, DueRule::For(Duration::hours(12)));
     assert_eq!(policy.shifts, vec![time("07:00"), time("19:00")]);
     assert_eq!(policy.grace, Duration::minutes(30));
@@ -411,7 +440,9 @@ action = "lost-mode"
         ]
     );
     // Absent: 14 hours and the screen, as before.
-    assert_eq!(parse("").unwrap().lending, LendingPolicy::default());
+    let absent = parse("").unwrap().lending;
+    assert_eq!(absent.policy, LendingPolicy::default());
+    assert!(!absent.enabled, "no [lending]: no due times, as before");
 }
 
 #[test]
@@ -452,4 +483,74 @@ action = "carrier-pigeon"
     ] {
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }
+}
+
+#[test]
+fn lending_delivery_config_problems_name_key_and_line() {
+    let error = parse(
+        r#"[lending]
+time-zone = "Mars/Olympus_Mons"
+webhook-url = "hooks.example/overdue"
+email-to = ["charge nurse"]
+broken-double-tap-seconds = 600
+lost-mode-on-path = "lostmode/enable"
+[[lending.escalation]]
+after-minutes = 0
+action = "lost-mode"
+[[lending.escalation]]
+after-minutes = 10
+action = "webhook"
+[[lending.escalation]]
+after-minutes = 20
+action = "email"
+[lending.smtp]
+server = "mail.hospital.example"
+port = 70000
+from = "badgedock"
+username = "badgedock"
+"#,
+    )
+    .unwrap_err();
+    let text = error.to_string();
+    for expected in [
+        "lending.time-zone (line 18): \"Mars/Olympus_Mons\" is not an IANA time zone",
+        "lending.webhook-url (line 19): \"hooks.example/overdue\" is not a URL",
+        "lending.email-to (line 20): \"charge nurse\" is not an e-mail address",
+        "lending.broken-double-tap-seconds (line 21): must be from 2 to 60 seconds",
+        "lending.lost-mode-on-path (line 22): \"lostmode/enable\" is not a Workspace ONE path",
+        "lending.escalation[0].action (line 25): \"lost-mode\" ends the loan",
+        "lending.escalation[1].action (line 28): \"webhook\" needs lending.webhook-url",
+        "lending.escalation[2].action (line 31): \"email\" needs lending.email-to and a [lending.smtp] section",
+        "lending.smtp.port (line 34): must be from 1 to 65535",
+        "lending.smtp.from (line 35): \"badgedock\" is not an e-mail address",
+        "lending.smtp.password-file (line 36): is missing",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+}
+
+/// The example config's `[lending]` block, uncommented, is a valid config (the secret and
+/// CA files it names aside, which `parse` does not read).
+#[test]
+fn the_example_lending_block_parses() {
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/badgedock.toml"),
+    )
+    .unwrap();
+    let start = example.find("# [lending]\n").expect("the [lending] block");
+    let block: String = example[start..]
+        .lines()
+        .take_while(|line| line.starts_with('#'))
+        .map(|line| line.trim_start_matches('#').trim_start())
+        .filter(|line| {
+            !line.starts_with("username")
+                && !line.starts_with("password-file")
+                && !line.starts_with("ca-file")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = parse(&block).unwrap_or_else(|err| panic!("{err}\n{block}"));
+    assert!(config.lending.enabled);
+    assert_eq!(config.lending.policy.ladder.len(), 5);
+    assert!(config.smtp.is_some());
 }

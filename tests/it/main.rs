@@ -14,6 +14,7 @@ mod directory;
 mod dock;
 mod doctor;
 mod enrollment;
+mod escalation;
 mod formats;
 mod hid;
 mod journal;

@@ -896,3 +896,47 @@ fn kill_nine_at_any_instant_leaves_whole_transactions() {
         n_committed = n;
     }
 }
+
+/// Migration 5: `checkouts.due_at` follows the record's due time on insert and on every
+/// update (triggers), for the engine's unchanged upsert.
+#[tokio::test]
+async fn the_due_time_column_follows_the_loan_record() {
+    let file = TempStoreFile::new();
+    let key = phone("R58M0000009");
+    let store = Store::open(&file.path).unwrap();
+    let mut loan = checkout(7, &key, CheckoutState::Out);
+    store
+        .commit(Commit {
+            checkouts: vec![loan.clone()],
+            counters: Counters {
+                next_checkout: 8,
+                next_action: 1,
+            },
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    loan.due_at = Some(Timestamp(1_700_050_000_000));
+    loan.escalated = vec![0, 1];
+    store
+        .commit(Commit {
+            checkouts: vec![loan.clone()],
+            counters: Counters {
+                next_checkout: 8,
+                next_action: 1,
+            },
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    let reloaded = store.load().await.unwrap();
+    assert_eq!(reloaded.open_checkouts, vec![loan]);
+    store.close().await.unwrap();
+    let due: Option<i64> = file
+        .raw()
+        .query_row("SELECT due_at FROM checkouts WHERE id = 7", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(due, Some(1_700_050_000_000));
+}

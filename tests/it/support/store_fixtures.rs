@@ -59,6 +59,8 @@ pub fn device(key: &DeviceKey, slot: &str, status: DeviceStatus) -> DeviceRecord
         failures: 0,
         set_aside: false,
         ours: true,
+        broken: false,
+        lost_mode: false,
     }
 }
 
@@ -74,6 +76,8 @@ pub fn checkout(id: u64, key: &DeviceKey, state: CheckoutState) -> CheckoutRecor
         expires_at: Timestamp(1_700_000_060_000),
         taken_at: None,
         closed_at: None,
+        due_at: Some(Timestamp(1_700_043_200_000)),
+        escalated: Vec::new(),
     }
 }
 
