@@ -100,6 +100,7 @@ fn busy_station() -> Snapshot {
         events,
         open_reservations: 4,
         instructions: Vec::new(),
+        fleet: None,
     }
 }
 

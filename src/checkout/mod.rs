@@ -167,6 +167,8 @@ pub struct Engine {
     next_reconcile: Mono,
     /// The last unknown badge, for supervised enrolment.
     enrollment: Option<PendingEnrollment>,
+    /// Loans at other stations (`Input::FleetLoans`); `None` outside a fleet.
+    fleet: Option<(bool, Vec<RemoteLoan>)>,
 }
 
 /// Collects what one input changes; turned into effects at the end of `handle`.
@@ -246,6 +248,7 @@ impl Engine {
             // Soon after a start: loans may have been closed elsewhere while it was down.
             next_reconcile: now.mono.plus_millis(60_000),
             enrollment: None,
+            fleet: None,
         };
         engine.mdm.waiting = engine.pending_action_count();
         // Durations stored as wall times continue on the monotonic clock, never longer
@@ -332,6 +335,7 @@ impl Engine {
                 user,
                 approved_by,
             } => self.on_enrolled(&mut turn, badge, user, approved_by),
+            Input::FleetLoans { reachable, loans } => self.on_fleet_loans(reachable, loans),
             Input::Tick => {}
         }
         self.on_deadlines(&mut turn);

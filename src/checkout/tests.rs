@@ -11,6 +11,8 @@
 //! - `ok ID` · `fail ID MESSAGE` · `retrying ID` (settle outbox action ID)
 //! - `wait SECONDS` (advance time, then Tick) · `admin retry SLOT` · `admin cancel SLOT`
 //! - `restart` (rebuild the engine from the commits so far, as the store would)
+//! - `fleet up USER@CABINET…` · `fleet down` (loans at other stations; `_` in a cabinet
+//!   name is a space)
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -301,6 +303,20 @@ fn run(script: &str) -> String {
             ["admin", "cancel", slot] => Input::Admin(AdminCommand::CancelReservation {
                 slot: SlotLabel::new(*slot),
             }),
+            ["fleet", state, loans @ ..] => Input::FleetLoans {
+                reachable: *state == "up",
+                loans: loans
+                    .iter()
+                    .map(|loan| {
+                        let (who, cabinet) = loan.split_once('@').expect("USER@CABINET");
+                        RemoteLoan {
+                            cabinet: cabinet.replace('_', " "),
+                            username: Username::new(who),
+                            since: now,
+                        }
+                    })
+                    .collect(),
+            },
             other => panic!("bad script line {other:?}"),
         };
         now = now.plus_millis(10);
@@ -457,6 +473,14 @@ fn describe_snapshot(snapshot: &Snapshot) -> String {
         snapshot.open_reservations, snapshot.mdm.waiting
     )
     .ok();
+    if let Some(fleet) = &snapshot.fleet {
+        writeln!(
+            out,
+            "  fleet reachable={} remote loans {}",
+            fleet.reachable, fleet.remote_loans
+        )
+        .ok();
+    }
     out
 }
 
@@ -515,6 +539,22 @@ fn device_limit() {
         "
         tap alice
         undock 1 a:P1
+        tap alice
+    ",
+    );
+}
+
+#[test]
+fn fleet_loans_count_against_the_limit() {
+    check(
+        "fleet_loans_count_against_the_limit",
+        "config",
+        "
+        # alice holds a phone from 3 West: refused here while the fleet is reachable
+        fleet up alice@3_West bob@5_East
+        tap alice
+        # the fleet is unreachable: only this cabinet's ledger counts
+        fleet down alice@3_West
         tap alice
     ",
     );

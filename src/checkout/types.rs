@@ -116,8 +116,37 @@ pub enum Input {
         /// The supervisor who approved.
         approved_by: Username,
     },
+    /// The fleet's view of loans held at other stations (from the PostgreSQL fleet
+    /// store, kept current by the fleet task). While `reachable` is false the per-user
+    /// limit counts this station's own ledger only.
+    FleetLoans {
+        /// False when the fleet store could not be read lately.
+        reachable: bool,
+        /// Loans open at other stations.
+        loans: Vec<RemoteLoan>,
+    },
     /// Nothing happened; time passed (the engine's deadline was reached).
     Tick,
+}
+
+/// A loan held at another station, as the fleet store reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteLoan {
+    /// The other cabinet's name, as nurses know it ("4 West").
+    pub cabinet: String,
+    /// Who holds the phone.
+    pub username: Username,
+    /// Since when (wall time, for display).
+    pub since: Timestamp,
+}
+
+/// What the station knows of the fleet, for the screen and `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetView {
+    /// False when the fleet store is unreachable and the limit is applied locally.
+    pub reachable: bool,
+    /// Loans open at other stations.
+    pub remote_loans: u32,
 }
 
 /// Operator commands, authorised by the daemon before they reach the engine.
@@ -965,4 +994,7 @@ pub struct Snapshot {
     /// reservation, then recent refusals and warnings.
     #[serde(default)]
     pub instructions: Vec<Instruction>,
+    /// The fleet view; `None` when the station is not part of a fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetView>,
 }

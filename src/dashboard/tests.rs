@@ -120,6 +120,7 @@ fn idle() -> Snapshot {
         ],
         open_reservations: 0,
         instructions: Vec::new(),
+        fleet: None,
     }
 }
 
