@@ -329,7 +329,14 @@ impl Engine {
                 waiting,
                 last_error,
             } => self.on_mdm_health(&mut turn, reachable, waiting, last_error),
-            Input::Admin(command) => self.on_admin(&mut turn, command),
+            Input::Admin(command) => {
+                self.on_admin(&mut turn, command);
+            }
+            Input::FleetAdmin {
+                request,
+                requested_by,
+                command,
+            } => self.on_fleet_admin(&mut turn, request, requested_by, command),
             Input::Enrolled {
                 badge,
                 user,

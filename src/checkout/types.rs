@@ -125,6 +125,17 @@ pub enum Input {
         /// Loans open at other stations.
         loans: Vec<RemoteLoan>,
     },
+    /// An admin request queued at the fleet console for this station, carried out like
+    /// [`Input::Admin`]; the request id goes into the same commit
+    /// ([`Commit::fleet_requests`]), so the fleet task can tell it was done.
+    FleetAdmin {
+        /// The request's id in the fleet store.
+        request: i64,
+        /// Who queued it at the console.
+        requested_by: String,
+        /// The command.
+        command: AdminCommand,
+    },
     /// Nothing happened; time passed (the engine's deadline was reached).
     Tick,
 }
@@ -745,6 +756,10 @@ pub struct Commit {
     pub audit: Vec<AuditEntry>,
     /// The id counters after this transition.
     pub counters: Counters,
+    /// Fleet console requests this transition carried out (written in the same
+    /// transaction, so a request is carried out once even across a crash).
+    #[serde(default)]
+    pub fleet_requests: Vec<FleetRequestDone>,
 }
 
 impl Commit {
@@ -754,7 +769,19 @@ impl Commit {
             && self.checkouts.is_empty()
             && self.actions.is_empty()
             && self.audit.is_empty()
+            && self.fleet_requests.is_empty()
     }
+}
+
+/// A fleet console admin request the engine carried out, and what came of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetRequestDone {
+    /// The request's id in the fleet store (`badgedock.admin_requests.id`).
+    pub request: i64,
+    /// What the station did, in words (shown on the console).
+    pub outcome: String,
+    /// When.
+    pub at: Timestamp,
 }
 
 /// What the store hands back at start-up to rebuild the engine.

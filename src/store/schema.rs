@@ -130,6 +130,19 @@ const MIGRATIONS: &[Migration] = &[
     // 4: the audit hash chain, its retention anchor, and named cursors over the audit;
     // the rows already there are chained in the same transaction.
     Migration::Rust(chain_the_audit),
+    // 5: the fleet console's admin requests this station carried out (issue 15). The
+    // fleet publisher's audit cursor is the `fleet` row of `audit_cursors`.
+    Migration::Sql(
+        r#"
+    -- Written in the same transaction as the transition that carried the request out:
+    -- a request found here is acknowledged to the fleet store, never carried out again.
+    CREATE TABLE fleet_admin_done (
+        request_id INTEGER PRIMARY KEY,
+        outcome    TEXT NOT NULL,
+        at         INTEGER NOT NULL
+    );
+    "#,
+    ),
 ];
 
 /// Migration 2: the local badge table keyed by `badge_hmac`, with the redacted form
