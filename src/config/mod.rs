@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod file;
+mod fleet;
 pub mod lending;
 mod lenient;
 
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 pub use crate::config::audit::{AuditConfig, SiemConfig, SiemFormat, SiemTransport};
+pub use crate::config::fleet::{FleetConfig, FleetTls};
 
 use crate::badges::format::FormatRule;
 use crate::badges::Policy;
@@ -58,6 +60,8 @@ pub struct Config {
     pub siem: Option<SiemConfig>,
     /// `[lending]`; the defaults (14 hours, "overdue" on screen) when absent.
     pub lending: crate::lending::LendingPolicy,
+    /// `[fleet]`: publish to a PostgreSQL fleet store; `None` for a station on its own.
+    pub fleet: Option<FleetConfig>,
 }
 
 /// The default of `directory.max-file-bytes`: 16 MiB, some 200,000 badges.
@@ -785,6 +789,10 @@ impl Checker<'_> {
             .as_ref()
             .map(|lending| self.resolve_lending(lending))
             .unwrap_or_default();
+        let fleet = raw
+            .fleet
+            .as_ref()
+            .and_then(|fleet| self.resolve_fleet(fleet, &base));
         Some(Config {
             path: path.to_path_buf(),
             station,
@@ -803,6 +811,7 @@ impl Checker<'_> {
             audit,
             siem,
             lending,
+            fleet,
         })
     }
 
