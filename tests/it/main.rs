@@ -14,6 +14,7 @@ mod directory;
 mod dock;
 mod doctor;
 mod enrollment;
+mod fleet;
 mod formats;
 mod hid;
 mod journal;
