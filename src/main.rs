@@ -220,6 +220,30 @@ enum Command {
         #[command(subcommand)]
         command: AdminCli,
     },
+    /// The fleet: the PostgreSQL fleet store's schema and the web console.
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FleetCommand {
+    /// Serve the web console (reads the fleet store as the console role).
+    Serve {
+        /// The console's config file.
+        #[arg(long, default_value = "/etc/badgedock/fleet-console.toml")]
+        config: PathBuf,
+    },
+    /// Apply the fleet store's schema migrations; the config's fleet.url names the
+    /// database owner (run fleet/roles.sql first).
+    Migrate {
+        /// A console-style config file whose [fleet] section connects as the owner.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Read a password on stdin and print an argon2id hash for the console's users file.
+    HashPassword,
 }
 
 #[derive(Debug, Subcommand)]
@@ -505,6 +529,7 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             command: AuditCommand::Export { config, csv: _ },
         } => audit_export(&config).await,
         Command::Admin { command } => admin(command).await,
+        Command::Fleet { command } => fleet(command).await,
         Command::Manpage { dir } => {
             let pages = manual::write_pages(Cli::command(), &dir)
                 .with_context(|| format!("cannot write the manual pages into {}", dir.display()))?;
@@ -553,6 +578,57 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
                     .await
                     .map_err(|error| Failure::new(error.exit_code(), error))?;
             err_line(&summary);
+            Ok(())
+        }
+    }
+}
+
+async fn fleet(command: FleetCommand) -> Result<(), Failure> {
+    use badgedock::fleet::console;
+    let env = LoadEnv {
+        credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+    };
+    match command {
+        FleetCommand::Serve { config } => {
+            let config = console::config::load(&config, &env)?;
+            console::serve(config, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(Failure::from)
+        }
+        FleetCommand::Migrate { config } => {
+            let config = console::config::load(&config, &env)?;
+            let mut client = badgedock::fleet::connect(&config.fleet)
+                .await
+                .map_err(|err| Failure::new(exit::UNAVAILABLE, anyhow::Error::new(err)))?;
+            let applied = badgedock::fleet::migrate(&mut client, &config.fleet.url)
+                .await
+                .map_err(|err| Failure::new(exit::SOFTWARE, anyhow::Error::new(err)))?;
+            if applied.is_empty() {
+                out("the fleet store's schema is up to date");
+            }
+            for migration in applied {
+                out(&format!("applied {migration}"));
+            }
+            Ok(())
+        }
+        FleetCommand::HashPassword => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                return Err(Failure::new(
+                    exit::CONFIG,
+                    anyhow::anyhow!("empty password on stdin: type one, then Enter"),
+                ));
+            }
+            let hash = console::hash_password(password).map_err(|err| {
+                Failure::new(exit::SOFTWARE, anyhow::anyhow!("cannot hash: {err}"))
+            })?;
+            out(&hash);
             Ok(())
         }
     }

@@ -14,6 +14,7 @@
 //! (station, seq) and `ON CONFLICT DO NOTHING`.
 
 mod connect;
+pub mod console;
 mod publisher;
 
 pub use connect::{connect, migrate, FleetError};

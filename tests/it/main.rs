@@ -15,6 +15,7 @@ mod dock;
 mod doctor;
 mod enrollment;
 mod fleet;
+mod fleet_console;
 mod formats;
 mod hid;
 mod journal;
