@@ -345,7 +345,7 @@ pub fn load(path: &Path, env: &LoadEnv) -> Result<ConsoleConfig, ConfigError> {
         }
         None => None,
     };
-    if proxy.is_none() && users.is_empty() {
+    if proxy.is_none() && raw.console.users_file.is_none() {
         problems.add(
             Some(&raw.console.listen),
             "console.users-file",
