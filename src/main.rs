@@ -151,6 +151,10 @@ enum Command {
         /// A wiped phone enrols again to its staging account after this long (0: never).
         #[arg(long, default_value_t = 3000)]
         reenrol_after_ms: u64,
+        /// A tenant-wide throttle: at most N API calls per second, 429 with Retry-After
+        /// beyond it (on top of the 250,000-calls-per-day quota).
+        #[arg(long)]
+        rate_per_second: Option<u32>,
     },
     /// The deterministic station simulator: seeded runs of the real engine and store
     /// against a Workspace ONE model and a world of nurses, phones and faults.
@@ -517,7 +521,18 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             latency_ms,
             fault,
             reenrol_after_ms,
-        } => uem_sim(&listen, seed, latency_ms, &fault, reenrol_after_ms).await,
+            rate_per_second,
+        } => {
+            uem_sim(
+                &listen,
+                seed,
+                latency_ms,
+                &fault,
+                reenrol_after_ms,
+                rate_per_second,
+            )
+            .await
+        }
         Command::Sim {
             seed,
             seeds,
@@ -1069,6 +1084,7 @@ async fn uem_sim(
     latency_ms: u64,
     faults: &[String],
     reenrol_after_ms: u64,
+    per_second: Option<u32>,
 ) -> Result<(), Failure> {
     let mut parsed = Vec::new();
     for fault in faults {
@@ -1084,6 +1100,7 @@ async fn uem_sim(
         latency_ms,
         faults: parsed,
         reenrol_after: (reenrol_after_ms > 0).then(|| Duration::from_millis(reenrol_after_ms)),
+        per_second,
         ..Default::default()
     };
     let listener = tokio::net::TcpListener::bind(listen)
