@@ -50,11 +50,18 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     pub port: u16,
     child: Option<Child>,
+    /// More `postgres` arguments (the fleet benchmark's `-c max_connections=…`).
+    extra: Vec<String>,
 }
 
 impl Postgres {
     /// initdb and start.
     pub fn start() -> Postgres {
+        Postgres::start_with(&[])
+    }
+
+    /// initdb and start with more server arguments (later `-c` settings win).
+    pub fn start_with(extra: &[&str]) -> Postgres {
         let dir = tempfile::Builder::new()
             .prefix("badgedock-pg-")
             .tempdir()
@@ -97,6 +104,7 @@ impl Postgres {
             dir,
             port,
             child: None,
+            extra: extra.iter().map(|arg| arg.to_string()).collect(),
         };
         postgres.resume();
         postgres
@@ -122,6 +130,7 @@ impl Postgres {
             .arg(self.dir.path().join("sock"))
             .args(["-p", &self.port.to_string()])
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
