@@ -102,6 +102,7 @@ fn busy_station() -> Snapshot {
         events,
         open_reservations: 4,
         instructions: Vec::new(),
+        fleet: None,
     }
 }
 

@@ -97,6 +97,7 @@ fn checkout_commit(n: u64) -> Commit {
             next_checkout: n + 1,
             next_action: 2 * n + 2,
         },
+        fleet_requests: Vec::new(),
     }
 }
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build=(pkg-config libpcsclite-dev libudev-dev)
-test=(pcscd vsmartcard-vpcd slapd ldap-utils openssl tmux udev systemd iproute2 debootstrap dpkg-dev fakeroot prometheus util-linux systemd-container lintian rsyslog librsvg2-bin python3-aiosmtpd)
+test=(pcscd vsmartcard-vpcd slapd ldap-utils openssl tmux udev systemd iproute2 debootstrap dpkg-dev fakeroot prometheus util-linux systemd-container lintian rsyslog librsvg2-bin python3-aiosmtpd postgresql chromium chromium-driver)
 
 wanted=("${build[@]}")
 if [ "${1:-}" = "--test" ]; then

@@ -17,6 +17,7 @@ pub mod dashboard;
 pub mod directory;
 pub mod dock;
 pub mod doctor;
+pub mod fleet;
 pub mod mdm;
 pub mod metrics;
 pub mod outbox;

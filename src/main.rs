@@ -151,6 +151,10 @@ enum Command {
         /// A wiped phone enrols again to its staging account after this long (0: never).
         #[arg(long, default_value_t = 3000)]
         reenrol_after_ms: u64,
+        /// A tenant-wide throttle: at most N API calls per second, 429 with Retry-After
+        /// beyond it (on top of the 250,000-calls-per-day quota).
+        #[arg(long)]
+        rate_per_second: Option<u32>,
     },
     /// The deterministic station simulator: seeded runs of the real engine and store
     /// against a Workspace ONE model and a world of nurses, phones and faults.
@@ -220,6 +224,30 @@ enum Command {
         #[command(subcommand)]
         command: AdminCli,
     },
+    /// The fleet: the PostgreSQL fleet store's schema and the web console.
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FleetCommand {
+    /// Serve the web console (reads the fleet store as the console role).
+    Serve {
+        /// The console's config file.
+        #[arg(long, default_value = "/etc/badgedock/fleet-console.toml")]
+        config: PathBuf,
+    },
+    /// Apply the fleet store's schema migrations; the config's fleet.url names the
+    /// database owner (run fleet/roles.sql first).
+    Migrate {
+        /// A console-style config file whose [fleet] section connects as the owner.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Read a password on stdin and print an argon2id hash for the console's users file.
+    HashPassword,
 }
 
 #[derive(Debug, Subcommand)]
@@ -512,7 +540,18 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             latency_ms,
             fault,
             reenrol_after_ms,
-        } => uem_sim(&listen, seed, latency_ms, &fault, reenrol_after_ms).await,
+            rate_per_second,
+        } => {
+            uem_sim(
+                &listen,
+                seed,
+                latency_ms,
+                &fault,
+                reenrol_after_ms,
+                rate_per_second,
+            )
+            .await
+        }
         Command::Sim {
             seed,
             seeds,
@@ -524,6 +563,7 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             command: AuditCommand::Export { config, csv: _ },
         } => audit_export(&config).await,
         Command::Admin { command } => admin(command).await,
+        Command::Fleet { command } => fleet(command).await,
         Command::Manpage { dir } => {
             let pages = manual::write_pages(Cli::command(), &dir)
                 .with_context(|| format!("cannot write the manual pages into {}", dir.display()))?;
@@ -572,6 +612,57 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
                     .await
                     .map_err(|error| Failure::new(error.exit_code(), error))?;
             err_line(&summary);
+            Ok(())
+        }
+    }
+}
+
+async fn fleet(command: FleetCommand) -> Result<(), Failure> {
+    use badgedock::fleet::console;
+    let env = LoadEnv {
+        credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+    };
+    match command {
+        FleetCommand::Serve { config } => {
+            let config = console::config::load(&config, &env)?;
+            console::serve(config, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(Failure::from)
+        }
+        FleetCommand::Migrate { config } => {
+            let config = console::config::load(&config, &env)?;
+            let mut client = badgedock::fleet::connect(&config.fleet)
+                .await
+                .map_err(|err| Failure::new(exit::UNAVAILABLE, anyhow::Error::new(err)))?;
+            let applied = badgedock::fleet::migrate(&mut client, &config.fleet.url)
+                .await
+                .map_err(|err| Failure::new(exit::SOFTWARE, anyhow::Error::new(err)))?;
+            if applied.is_empty() {
+                out("the fleet store's schema is up to date");
+            }
+            for migration in applied {
+                out(&format!("applied {migration}"));
+            }
+            Ok(())
+        }
+        FleetCommand::HashPassword => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                return Err(Failure::new(
+                    exit::CONFIG,
+                    anyhow::anyhow!("empty password on stdin: type one, then Enter"),
+                ));
+            }
+            let hash = console::hash_password(password).map_err(|err| {
+                Failure::new(exit::SOFTWARE, anyhow::anyhow!("cannot hash: {err}"))
+            })?;
+            out(&hash);
             Ok(())
         }
     }
@@ -1071,6 +1162,7 @@ async fn uem_sim(
     latency_ms: u64,
     faults: &[String],
     reenrol_after_ms: u64,
+    per_second: Option<u32>,
 ) -> Result<(), Failure> {
     let mut parsed = Vec::new();
     for fault in faults {
@@ -1086,6 +1178,7 @@ async fn uem_sim(
         latency_ms,
         faults: parsed,
         reenrol_after: (reenrol_after_ms > 0).then(|| Duration::from_millis(reenrol_after_ms)),
+        per_second,
         ..Default::default()
     };
     let listener = tokio::net::TcpListener::bind(listen)

@@ -3,7 +3,9 @@
 use super::*;
 
 impl Engine {
-    pub(super) fn on_admin(&mut self, turn: &mut Turn, command: AdminCommand) {
+    /// Carries out an operator command; returns what was done, in words (the events
+    /// pane says the same).
+    pub(super) fn on_admin(&mut self, turn: &mut Turn, command: AdminCommand) -> String {
         match command {
             AdminCommand::Retry { slot } => self.admin_retry(turn, slot),
             AdminCommand::CancelReservation { slot } => {
@@ -12,7 +14,7 @@ impl Engine {
                     .values()
                     .find(|c| c.slot == slot && c.state == CheckoutState::Reserved)
                     .map(|c| c.id);
-                match reserved {
+                let outcome = match reserved {
                     Some(id) => {
                         self.end_reservation(
                             turn,
@@ -20,10 +22,12 @@ impl Engine {
                             CheckoutState::Cancelled,
                             "cancelled by an operator",
                         );
-                        self.event(format!("Admin: reservation on slot {slot} cancelled"));
+                        format!("reservation on slot {slot} cancelled")
                     }
-                    None => self.event(format!("Admin: no open reservation on slot {slot}")),
-                }
+                    None => format!("no open reservation on slot {slot}"),
+                };
+                self.event(format!("Admin: {outcome}"));
+                outcome
             }
             AdminCommand::CloseLoan { user, device } => {
                 self.admin_end_loans(turn, user, device, CheckoutState::Closed)
@@ -38,10 +42,10 @@ impl Engine {
 
     /// Retries a device's failed work that still matches the ledger; work for a loan
     /// that has ended, or that would undo a newer assignment, is cancelled instead.
-    fn admin_retry(&mut self, turn: &mut Turn, slot: SlotLabel) {
+    fn admin_retry(&mut self, turn: &mut Turn, slot: SlotLabel) -> String {
         let Some(device) = self.device_in_slot(&slot) else {
             self.event(format!("Admin: slot {slot} is empty"));
-            return;
+            return format!("slot {slot} is empty");
         };
         self.update_device(turn, &device, |d| {
             d.set_aside = false;
@@ -109,6 +113,9 @@ impl Engine {
         );
         self.event(format!("Admin: slot {slot} retried"));
         self.maybe_finish_checkin(turn, &device);
+        format!(
+            "slot {slot} returned to service ({retried} failed action(s) retried, {dropped} no longer wanted)"
+        )
     }
 
     /// Ends loans without the phone coming back: closed (returned elsewhere, written
@@ -120,7 +127,7 @@ impl Engine {
         user: Option<Username>,
         device: Option<String>,
         state: CheckoutState,
-    ) {
+    ) -> String {
         let matching: Vec<CheckoutRecord> = self
             .checkouts
             .values()
@@ -135,13 +142,15 @@ impl Engine {
             .cloned()
             .collect();
         if matching.is_empty() || (user.is_none() && device.is_none()) {
-            self.event(format!(
-                "Admin: no loan for {}",
+            let outcome = format!(
+                "no loan for {}",
                 describe_target(user.as_ref(), device.as_deref())
-            ));
-            return;
+            );
+            self.event(format!("Admin: {outcome}"));
+            return outcome;
         }
         let now = self.now;
+        let mut done = Vec::new();
         for loan in matching {
             self.update_checkout(turn, loan.id, |c| {
                 c.state = state;
@@ -206,7 +215,29 @@ impl Engine {
                 &detail,
             );
             self.event(format!("Admin: {detail}"));
+            done.push(detail);
         }
+        done.join("; ")
+    }
+
+    /// A console admin request: carried out like an operator's command, and recorded
+    /// (request id and outcome) in the same commit.
+    pub(super) fn on_fleet_admin(
+        &mut self,
+        turn: &mut Turn,
+        request: i64,
+        requested_by: String,
+        command: AdminCommand,
+    ) {
+        self.event(format!(
+            "Fleet console request #{request} from {requested_by}"
+        ));
+        let outcome = self.on_admin(turn, command);
+        turn.commit.fleet_requests.push(FleetRequestDone {
+            request,
+            outcome,
+            at: self.now,
+        });
     }
 }
 

@@ -629,19 +629,25 @@ impl Engine {
         self.event(format!("Slot {slot}: {phone} marked broken"));
     }
 
-    /// The admin commands of broken phones.
-    pub(super) fn admin_broken(&mut self, turn: &mut Turn, slot: SlotLabel, broken: bool) {
+    /// The admin commands of broken phones; returns what was done, in words.
+    pub(super) fn admin_broken(
+        &mut self,
+        turn: &mut Turn,
+        slot: SlotLabel,
+        broken: bool,
+    ) -> String {
         let Some(device) = self.device_in_slot(&slot) else {
-            self.event(format!("Admin: slot {slot} is empty"));
-            return;
+            let outcome = format!("slot {slot} is empty");
+            self.event(format!("Admin: {outcome}"));
+            return outcome;
         };
         if broken {
             let ours = self.devices.get(&device).is_some_and(|d| d.ours);
             if !ours {
-                self.event(format!(
-                    "Admin: slot {slot} holds a phone that is not the station's; not marked"
-                ));
-                return;
+                let outcome =
+                    format!("slot {slot} holds a phone that is not the station's; not marked");
+                self.event(format!("Admin: {outcome}"));
+                return outcome;
             }
             self.mark_broken(
                 turn,
@@ -650,11 +656,12 @@ impl Engine {
                 None,
                 "marked broken by the charge nurse",
             );
-            return;
+            return format!("slot {slot} marked broken");
         }
         if !self.devices.get(&device).is_some_and(|d| d.broken) {
-            self.event(format!("Admin: slot {slot} is not marked broken"));
-            return;
+            let outcome = format!("slot {slot} is not marked broken");
+            self.event(format!("Admin: {outcome}"));
+            return outcome;
         }
         self.update_device(turn, &device, |d| d.broken = false);
         let phone = self.device_name(&device);
@@ -669,5 +676,6 @@ impl Engine {
             &format!("{phone} repaired: back in the pool"),
         );
         self.event(format!("Slot {slot}: {phone} back in service"));
+        format!("slot {slot}: {phone} back in service")
     }
 }

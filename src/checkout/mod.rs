@@ -186,6 +186,8 @@ pub struct Engine {
     enrollment: Option<PendingEnrollment>,
     /// Phones just docked by their holders (the return-as-broken gesture), by holder.
     returns: BTreeMap<Username, lending::RecentReturn>,
+    /// Loans at other stations (`Input::FleetLoans`); `None` outside a fleet.
+    fleet: Option<(bool, Vec<RemoteLoan>)>,
 }
 
 /// Collects what one input changes; turned into effects at the end of `handle`.
@@ -267,6 +269,7 @@ impl Engine {
             next_reconcile: now.mono.plus_millis(60_000),
             enrollment: None,
             returns: BTreeMap::new(),
+            fleet: None,
         };
         engine.mdm.waiting = engine.pending_action_count();
         // Durations stored as wall times continue on the monotonic clock, never longer
@@ -351,12 +354,20 @@ impl Engine {
                 waiting,
                 last_error,
             } => self.on_mdm_health(&mut turn, reachable, waiting, last_error),
-            Input::Admin(command) => self.on_admin(&mut turn, command),
+            Input::Admin(command) => {
+                self.on_admin(&mut turn, command);
+            }
+            Input::FleetAdmin {
+                request,
+                requested_by,
+                command,
+            } => self.on_fleet_admin(&mut turn, request, requested_by, command),
             Input::Enrolled {
                 badge,
                 user,
                 approved_by,
             } => self.on_enrolled(&mut turn, badge, user, approved_by),
+            Input::FleetLoans { reachable, loans } => self.on_fleet_loans(reachable, loans),
             Input::Tick => {}
         }
         self.on_deadlines(&mut turn);

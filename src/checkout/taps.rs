@@ -156,13 +156,23 @@ impl Engine {
             .filter(|c| c.username == user.username)
             .cloned()
             .collect();
-        if held.len() as u32 >= self.config.max_devices_per_user {
+        // Loans at other stations count too, from the fleet's last view (never waited for).
+        let remote: Vec<RemoteLoan> = match &self.fleet {
+            Some((true, loans)) => loans
+                .iter()
+                .filter(|l| l.username == user.username)
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        if (held.len() + remote.len()) as u32 >= self.config.max_devices_per_user {
             let holding = held
                 .iter()
                 .map(|c| {
                     let name = self.device_name(&c.device);
                     format!("{name} (slot {})", c.slot)
                 })
+                .chain(remote.iter().map(|l| format!("a phone from {}", l.cabinet)))
                 .collect::<Vec<_>>()
                 .join(", ");
             // Workspace ONE is the system of record: the phone may have been returned at
@@ -177,10 +187,17 @@ impl Engine {
                     asking = true;
                 }
             }
-            let headline = format!(
-                "{} — you already have a phone",
-                user.display_name.to_uppercase()
-            );
+            let headline = match remote.first() {
+                Some(loan) if held.is_empty() => format!(
+                    "{} — you already have a phone from {}",
+                    user.display_name.to_uppercase(),
+                    loan.cabinet
+                ),
+                _ => format!(
+                    "{} — you already have a phone",
+                    user.display_name.to_uppercase()
+                ),
+            };
             let reason = if asking {
                 format!("already holds {holding}; return it first (if you returned it at another cabinet, tap again in a moment)")
             } else {
@@ -434,5 +451,19 @@ impl Engine {
                 detail,
             },
         );
+    }
+
+    /// The fleet task's view of loans at other stations; a change of reachability is
+    /// said on the events pane.
+    pub(super) fn on_fleet_loans(&mut self, reachable: bool, loans: Vec<RemoteLoan>) {
+        let was = self.fleet.as_ref().map(|(reachable, _)| *reachable);
+        if was != Some(reachable) {
+            self.event(if reachable {
+                "Fleet reachable: the per-user limit counts loans at every cabinet".into()
+            } else {
+                "Fleet unreachable: the per-user limit counts this cabinet's loans only".into()
+            });
+        }
+        self.fleet = Some((reachable, loans));
     }
 }

@@ -11,6 +11,9 @@
 //! - `ok ID` · `fail ID MESSAGE` · `retrying ID` (settle outbox action ID)
 //! - `wait SECONDS` (advance time, then Tick) · `admin retry SLOT` · `admin cancel SLOT`
 //! - `restart` (rebuild the engine from the commits so far, as the store would)
+//! - `fleet up USER@CABINET…` · `fleet down` (loans at other stations; `_` in a cabinet
+//!   name is a space) · `console ID close-loan|lost USER` · `console ID retry SLOT` (a
+//!   fleet console request)
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -326,6 +329,38 @@ pub(super) fn run(script: &str) -> String {
             ["admin", "cancel", slot] => Input::Admin(AdminCommand::CancelReservation {
                 slot: SlotLabel::new(*slot),
             }),
+            ["console", id, what, target] => Input::FleetAdmin {
+                request: id.parse().expect("request id"),
+                requested_by: "console-admin".into(),
+                command: match *what {
+                    "close-loan" => AdminCommand::CloseLoan {
+                        user: Some(Username::new(*target)),
+                        device: None,
+                    },
+                    "lost" => AdminCommand::MarkLost {
+                        user: Some(Username::new(*target)),
+                        device: None,
+                    },
+                    "retry" => AdminCommand::Retry {
+                        slot: SlotLabel::new(*target),
+                    },
+                    other => panic!("bad console command {other:?}"),
+                },
+            },
+            ["fleet", state, loans @ ..] => Input::FleetLoans {
+                reachable: *state == "up",
+                loans: loans
+                    .iter()
+                    .map(|loan| {
+                        let (who, cabinet) = loan.split_once('@').expect("USER@CABINET");
+                        RemoteLoan {
+                            cabinet: cabinet.replace('_', " "),
+                            username: Username::new(who),
+                            since: now,
+                        }
+                    })
+                    .collect(),
+            },
             other => panic!("bad script line {other:?}"),
         };
         now = now.plus_millis(10);
@@ -390,6 +425,12 @@ fn describe_effect(effect: &Effect) -> String {
                         .map(|b| format!(" badge={b}"))
                         .unwrap_or_default(),
                     entry.detail
+                ));
+            }
+            for done in &commit.fleet_requests {
+                parts.push(format!(
+                    "console request #{} done: {}",
+                    done.request, done.outcome
                 ));
             }
             format!("commit [{}]", parts.join("; "))
@@ -499,6 +540,14 @@ fn describe_snapshot(snapshot: &Snapshot) -> String {
         snapshot.open_reservations, snapshot.mdm.waiting
     )
     .ok();
+    if let Some(fleet) = &snapshot.fleet {
+        writeln!(
+            out,
+            "  fleet reachable={} remote loans {}",
+            fleet.reachable, fleet.remote_loans
+        )
+        .ok();
+    }
     out
 }
 
@@ -557,6 +606,22 @@ fn device_limit() {
         "
         tap alice
         undock 1 a:P1
+        tap alice
+    ",
+    );
+}
+
+#[test]
+fn fleet_loans_count_against_the_limit() {
+    check(
+        "fleet_loans_count_against_the_limit",
+        "config",
+        "
+        # alice holds a phone from 3 West: refused here while the fleet is reachable
+        fleet up alice@3_West bob@5_East
+        tap alice
+        # the fleet is unreachable: only this cabinet's ledger counts
+        fleet down alice@3_West
         tap alice
     ",
     );
@@ -848,6 +913,31 @@ fn class04_operator_closes_a_loan_and_marks_one_lost() {
         admin lost nobody
         tap alice
         dock 2 a:P2
+    ",
+    );
+}
+
+#[test]
+fn console_requests_are_carried_out_and_recorded_in_the_same_commit() {
+    // The fleet console's close-loan and mark-lost go through the operator's commands;
+    // the request id and its outcome are written with the transition (exactly once
+    // across a crash), also when there was nothing to do.
+    check(
+        "console_requests_are_carried_out_and_recorded_in_the_same_commit",
+        "config",
+        "
+        tap alice
+        ok 0
+        ok 1
+        undock 1 a:P1
+        tap bob
+        ok 2
+        ok 3
+        undock 2 a:P2
+        console 7 close-loan alice
+        console 8 lost bob
+        console 9 close-loan carol
+        console 10 retry 3
     ",
     );
 }

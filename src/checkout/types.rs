@@ -116,8 +116,48 @@ pub enum Input {
         /// The supervisor who approved.
         approved_by: Username,
     },
+    /// The fleet's view of loans held at other stations (from the PostgreSQL fleet
+    /// store, kept current by the fleet task). While `reachable` is false the per-user
+    /// limit counts this station's own ledger only.
+    FleetLoans {
+        /// False when the fleet store could not be read lately.
+        reachable: bool,
+        /// Loans open at other stations.
+        loans: Vec<RemoteLoan>,
+    },
+    /// An admin request queued at the fleet console for this station, carried out like
+    /// [`Input::Admin`]; the request id goes into the same commit
+    /// ([`Commit::fleet_requests`]), so the fleet task can tell it was done.
+    FleetAdmin {
+        /// The request's id in the fleet store.
+        request: i64,
+        /// Who queued it at the console.
+        requested_by: String,
+        /// The command.
+        command: AdminCommand,
+    },
     /// Nothing happened; time passed (the engine's deadline was reached).
     Tick,
+}
+
+/// A loan held at another station, as the fleet store reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteLoan {
+    /// The other cabinet's name, as nurses know it ("4 West").
+    pub cabinet: String,
+    /// Who holds the phone.
+    pub username: Username,
+    /// Since when (wall time, for display).
+    pub since: Timestamp,
+}
+
+/// What the station knows of the fleet, for the screen and `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetView {
+    /// False when the fleet store is unreachable and the limit is applied locally.
+    pub reachable: bool,
+    /// Loans open at other stations.
+    pub remote_loans: u32,
 }
 
 /// Operator commands, authorised by the daemon before they reach the engine.
@@ -817,6 +857,10 @@ pub struct Commit {
     pub audit: Vec<AuditEntry>,
     /// The id counters after this transition.
     pub counters: Counters,
+    /// Fleet console requests this transition carried out (written in the same
+    /// transaction, so a request is carried out once even across a crash).
+    #[serde(default)]
+    pub fleet_requests: Vec<FleetRequestDone>,
 }
 
 impl Commit {
@@ -826,7 +870,19 @@ impl Commit {
             && self.checkouts.is_empty()
             && self.actions.is_empty()
             && self.audit.is_empty()
+            && self.fleet_requests.is_empty()
     }
+}
+
+/// A fleet console admin request the engine carried out, and what came of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetRequestDone {
+    /// The request's id in the fleet store (`badgedock.admin_requests.id`).
+    pub request: i64,
+    /// What the station did, in words (shown on the console).
+    pub outcome: String,
+    /// When.
+    pub at: Timestamp,
 }
 
 /// What the store hands back at start-up to rebuild the engine.
@@ -1084,4 +1140,7 @@ pub struct Snapshot {
     /// reservation, then recent refusals and warnings.
     #[serde(default)]
     pub instructions: Vec<Instruction>,
+    /// The fleet view; `None` when the station is not part of a fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetView>,
 }

@@ -54,6 +54,11 @@ impl Engine {
             events: self.events.iter().cloned().collect(),
             open_reservations: self.open_reservations().len() as u32,
             instructions: self.open_instructions(),
+            fleet: self.fleet.as_ref().map(|(reachable, loans)| FleetView {
+                reachable: *reachable,
+                // Only loans that count against the limit now.
+                remote_loans: if *reachable { loans.len() as u32 } else { 0 },
+            }),
         }
     }
 

@@ -35,6 +35,7 @@ pub struct ConfigFile {
     pub audit: crate::config::audit::AuditFile,
     pub siem: Option<crate::config::audit::SiemFile>,
     pub lending: Option<crate::config::lending::LendingFile>,
+    pub fleet: Option<crate::config::fleet::FleetFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod file;
+mod fleet;
 pub mod lending;
 mod lenient;
 
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 pub use crate::config::audit::{AuditConfig, SiemConfig, SiemFormat, SiemTransport};
+pub use crate::config::fleet::{FleetConfig, FleetTls};
 
 use crate::badges::format::FormatRule;
 use crate::badges::Policy;
@@ -61,6 +63,8 @@ pub struct Config {
     pub lending: crate::checkout::LendingConfig,
     /// `[lending.smtp]`: the mail server of the ladder's e-mails.
     pub smtp: Option<lending::SmtpConfig>,
+    /// `[fleet]`: publish to a PostgreSQL fleet store; `None` for a station on its own.
+    pub fleet: Option<FleetConfig>,
 }
 
 /// The default of `directory.max-file-bytes`: 16 MiB, some 200,000 badges.
@@ -786,6 +790,10 @@ impl Checker<'_> {
         let (lending, smtp) = self.resolve_lending_all(raw.lending.as_ref(), &base);
         let mut engine = engine;
         engine.lending = lending.clone();
+        let fleet = raw
+            .fleet
+            .as_ref()
+            .and_then(|fleet| self.resolve_fleet(fleet, &base));
         Some(Config {
             path: path.to_path_buf(),
             station,
@@ -805,6 +813,7 @@ impl Checker<'_> {
             siem,
             lending,
             smtp,
+            fleet,
         })
     }
 

@@ -293,6 +293,15 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         cancel: cancel.clone(),
     };
     tracker.spawn(outbox.run());
+    if let Some(fleet) = crate::fleet::FleetTask::new(
+        &config,
+        store.clone(),
+        snapshot_rx.clone(),
+        engine_tx.clone(),
+        cancel.clone(),
+    ) {
+        tracker.spawn(fleet.run());
+    }
 
     // The audit's readers and keepers: the SIEM forwarder and retention.
     if let Some(siem) = config.siem.clone() {
@@ -701,5 +710,19 @@ pub fn status_text(snapshot: &Snapshot) -> String {
             .map(|e| format!("; last error: {e}"))
             .unwrap_or_default()
     );
+    if let Some(fleet) = &snapshot.fleet {
+        let _ = writeln!(
+            text,
+            "fleet: {}",
+            if fleet.reachable {
+                format!(
+                    "reachable — {} loan(s) at other cabinets count against the limit",
+                    fleet.remote_loans
+                )
+            } else {
+                "UNREACHABLE — the limit counts this cabinet's loans only".to_string()
+            }
+        );
+    }
     text
 }

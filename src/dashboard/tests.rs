@@ -122,6 +122,7 @@ fn idle() -> Snapshot {
         ],
         open_reservations: 0,
         instructions: Vec::new(),
+        fleet: None,
     }
 }
 

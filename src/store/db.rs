@@ -338,6 +338,19 @@ impl Db {
                 previous = hash;
             }
 
+            if !commit.fleet_requests.is_empty() {
+                let mut done = transaction
+                    .prepare_cached(
+                        "INSERT INTO fleet_admin_done (request_id, outcome, at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (request_id) DO NOTHING",
+                    )
+                    .map_err(&err)?;
+                for request in &commit.fleet_requests {
+                    done.execute(params![request.request, request.outcome, request.at.0])
+                        .map_err(&err)?;
+                }
+            }
+
             let mut write_counter = transaction
                 .prepare_cached(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -676,6 +689,21 @@ impl Db {
             .prepare_cached("SELECT seq FROM audit_cursors WHERE name = ?1")
             .map_err(&err)?
             .query_row(params![name], |row| row.get(0))
+            .optional()
+            .map_err(&err)
+    }
+
+    /// What came of a fleet console request this station carried out; `None` when it
+    /// has not been.
+    pub(super) fn fleet_request_done(
+        &mut self,
+        request: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let err = sql_error(&self.path, "read the fleet requests carried out");
+        self.connection
+            .prepare_cached("SELECT outcome FROM fleet_admin_done WHERE request_id = ?1")
+            .map_err(&err)?
+            .query_row(params![request], |row| row.get(0))
             .optional()
             .map_err(&err)
     }

@@ -300,6 +300,12 @@ impl Store {
         self.call(move |db| db.audit_cursor(&name)).await
     }
 
+    /// What came of fleet console request `request`, when this station carried it out
+    /// (recorded in the commit that did it).
+    pub async fn fleet_request_done(&self, request: i64) -> Result<Option<String>, StoreError> {
+        self.call(move |db| db.fleet_request_done(request)).await
+    }
+
     /// Durably moves the cursor `name` to `seq`.
     pub async fn set_audit_cursor(&self, name: &str, seq: i64) -> Result<(), StoreError> {
         let name = name.to_string();

@@ -132,6 +132,19 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Rust(chain_the_audit),
     // 5: loans' due times as a column (issue 14).
     Migration::Sql(LOAN_DUE_TIMES_SQL),
+    // 6: the fleet console's admin requests this station carried out (issue 15). The
+    // fleet publisher's audit cursor is the `fleet` row of `audit_cursors`.
+    Migration::Sql(
+        r#"
+    -- Written in the same transaction as the transition that carried the request out:
+    -- a request found here is acknowledged to the fleet store, never carried out again.
+    CREATE TABLE fleet_admin_done (
+        request_id INTEGER PRIMARY KEY,
+        outcome    TEXT NOT NULL,
+        at         INTEGER NOT NULL
+    );
+    "#,
+    ),
 ];
 
 /// Migration 5: `checkouts.due_at` (ms since the epoch, the wall-clock due time the

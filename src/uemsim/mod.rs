@@ -71,6 +71,11 @@ pub struct SimOptions {
     pub token_lifetime: Duration,
     /// `x-ratelimit-limit`: calls per 24 h before 429 (250 000 on the recorded tenant).
     pub rate_limit: u64,
+    /// A tenant-wide throttle on top of the daily quota: at most this many API calls per
+    /// second (a token bucket holding one second's worth), 429 with `Retry-After`
+    /// beyond it (`--rate-per-second`); `None`: no throttle. The recorded tenant shows
+    /// only the daily quota; a per-second limit is a model, not a recorded behaviour.
+    pub per_second: Option<u32>,
     /// How long a `timeout` fault holds a call before answering 504 (the client has
     /// normally given up long before).
     pub hang: Duration,
@@ -87,6 +92,7 @@ impl Default for SimOptions {
             faults: Vec::new(),
             token_lifetime: Duration::from_secs(3600),
             rate_limit: 250_000,
+            per_second: None,
             hang: Duration::from_secs(300),
             reenrol_after: Some(Duration::from_secs(3)),
         }

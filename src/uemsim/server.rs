@@ -3,7 +3,8 @@
 //!
 //! Every call except the admin routes goes through the same prelude: latency, then an
 //! outage (503 HTML), then the next matching counted fault (5xx, 429, a hang, 401). API
-//! calls are then authenticated, counted against the quota (429 when spent), answered
+//! calls are then authenticated, held to the per-second throttle when one is set (429
+//! with `Retry-After`), counted against the quota (429 when spent), answered
 //! by `api::dispatch`, possibly cut short (`malformed`) and journalled.
 
 use std::collections::HashMap;
@@ -253,6 +254,10 @@ fn build(options: &SimOptions) -> anyhow::Result<Sim> {
         options.hang,
     );
     sim.reenrol_after = options.reenrol_after;
+    sim.per_second = options.per_second;
+    if let Some(rate) = options.per_second {
+        sim.bucket = std::sync::Mutex::new((f64::from(rate), tokio::time::Instant::now()));
+    }
     sim.add_faults(options.faults.iter().cloned());
     Ok(sim)
 }
@@ -384,6 +389,13 @@ async fn api_call(
         return response;
     }
     if let Some(response) = auth_refusal(&sim, &headers) {
+        return finish(&sim, &mut entry, response);
+    }
+    if let Err(wait_s) = sim.throttle() {
+        // Over the tenant's per-second rate: refused before the daily quota is counted.
+        entry.fault = Some("throttle".into());
+        let mut response = json_response(429, &error_body(429, "API rate limit exceeded."));
+        insert(&mut response, "retry-after", &wait_s.to_string());
         return finish(&sim, &mut entry, response);
     }
     let (allowed, rate) = sim.spend_quota();

@@ -188,6 +188,10 @@ pub(crate) struct Sim {
     /// How long after a wipe the device enrols again to its staging user (the device is
     /// set up again by the next nurse, or by zero-touch enrolment); never when `None`.
     pub(crate) reenrol_after: Option<Duration>,
+    /// The tenant-wide per-second throttle: calls per second, and the bucket (tokens,
+    /// when last filled).
+    pub(crate) per_second: Option<u32>,
+    pub(crate) bucket: Mutex<(f64, Instant)>,
 }
 
 pub(crate) struct State {
@@ -387,6 +391,8 @@ impl Sim {
             started: Instant::now(),
             started_unix,
             reenrol_after: Some(Duration::from_secs(3)),
+            per_second: None,
+            bucket: Mutex::new((0.0, Instant::now())),
         }
     }
 
@@ -531,6 +537,29 @@ impl Sim {
             .tokens
             .get(token)
             .is_some_and(|expires| Instant::now() < *expires)
+    }
+
+    /// Takes one call from the per-second throttle; `Err(seconds)` to wait when the
+    /// tenant is over its rate.
+    pub(crate) fn throttle(&self) -> Result<(), u64> {
+        let Some(rate) = self.per_second.filter(|rate| *rate > 0) else {
+            return Ok(());
+        };
+        let rate = f64::from(rate);
+        let mut bucket = self
+            .bucket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let (tokens, since) = *bucket;
+        let tokens = (tokens + now.duration_since(since).as_secs_f64() * rate).min(rate);
+        if tokens >= 1.0 {
+            *bucket = (tokens - 1.0, now);
+            Ok(())
+        } else {
+            *bucket = (tokens, now);
+            Err(((1.0 - tokens) / rate).ceil().max(1.0) as u64)
+        }
     }
 
     /// Counts one API call against the quota; false when the quota is spent.

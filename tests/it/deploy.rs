@@ -30,6 +30,7 @@ use support::{have, repo, run, target_dir, Chroot};
 const EXPOSURE_LIMITS: &[(&str, f64)] = &[
     ("badgedock.service", 1.3),
     ("badgedock-dashboard.service", 0.6),
+    ("badgedock-fleet.service", 1.5),
 ];
 
 /// HID badge readers (readers.md 1.8: the rows without libccid, read as HID). PC/SC
@@ -570,6 +571,15 @@ fn deploy_example_config_is_valid_with_secrets_from_credentials() {
 const PACKAGE_FILES: &[(&str, &str)] = &[
     ("./usr/bin/badgedock", "-rwxr-xr-x"),
     ("./usr/lib/systemd/system/badgedock.service", "-rw-r--r--"),
+    (
+        "./usr/lib/systemd/system/badgedock-fleet.service",
+        "-rw-r--r--",
+    ),
+    (
+        "./usr/share/doc/badgedock/examples/fleet-console.toml",
+        "-rw-r--r--",
+    ),
+    ("./usr/share/doc/badgedock/fleet/roles.sql", "-rw-r--r--"),
     ("./usr/lib/udev/rules.d/70-badgedock.rules", "-rw-r--r--"),
     (
         "./usr/share/polkit-1/rules.d/60-badgedock-pcscd.rules",

@@ -15,6 +15,8 @@ mod dock;
 mod doctor;
 mod enrollment;
 mod escalation;
+mod fleet;
+mod fleet_console;
 mod formats;
 mod hid;
 mod journal;

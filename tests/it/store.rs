@@ -148,6 +148,7 @@ async fn a_commit_is_there_after_reopening() {
             next_checkout: 4,
             next_action: 5,
         },
+        fleet_requests: Vec::new(),
     };
     let store = Store::open(&file.path).unwrap();
     store.commit(commit.clone()).await.unwrap();
@@ -189,6 +190,7 @@ async fn a_commit_is_there_after_reopening() {
             next_checkout: 4,
             next_action: 5,
         },
+        fleet_requests: Vec::new(),
     };
     store.commit(later.clone()).await.unwrap();
     store.close().await.unwrap();
@@ -441,6 +443,7 @@ async fn a_commit_that_fails_midway_writes_nothing() {
             next_checkout: 9,
             next_action: 9,
         },
+        fleet_requests: Vec::new(),
     };
     let error = store.commit(broken.clone()).await.unwrap_err();
     assert!(matches!(error, StoreError::Sql { .. }), "{error:?}");
@@ -781,6 +784,7 @@ fn chain_commit(n: u64) -> Commit {
             next_checkout: n + 1,
             next_action: n + 1,
         },
+        fleet_requests: Vec::new(),
     }
 }
 

@@ -516,6 +516,39 @@ async fn a_spent_quota_answers_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn a_tenant_over_its_per_second_rate_is_throttled_with_retry_after() {
+    // Three calls per second, tenant-wide: a burst of ten gets three answers and then
+    // 429s that say when to come back; the daily quota counts only the answered calls.
+    let sim = uemsim::start(SimOptions {
+        per_second: Some(3),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut answered = 0;
+    let mut throttled = Vec::new();
+    for _ in 0..10 {
+        let (status, headers, _) =
+            call(&sim.url(), Method::GET, "/API/mdm/devices/101", None).await;
+        if status == StatusCode::OK {
+            answered += 1;
+        } else {
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+            let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+            throttled.push(wait);
+        }
+    }
+    assert!((3..10).contains(&answered), "{answered} answered");
+    assert!(throttled.iter().all(|wait| *wait >= 1), "{throttled:?}");
+    let journal = sim.journal();
+    let marked = journal
+        .iter()
+        .filter(|entry| entry.fault.as_deref() == Some("throttle"))
+        .count();
+    assert_eq!(marked, throttled.len());
+}
+
+#[tokio::test]
 async fn admin_routes_set_faults_and_show_the_journal_and_state() {
     let sim = sim().await;
     let base = sim.url();

@@ -33,6 +33,7 @@ pub fn snapshot(station: &str) -> Snapshot {
         events: vec![],
         open_reservations: 0,
         instructions: Vec::new(),
+        fleet: None,
     }
 }
 

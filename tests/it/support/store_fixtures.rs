@@ -146,5 +146,6 @@ pub fn checkout_commit(n: u64, key: &DeviceKey) -> Commit {
             next_checkout: checkout_id + 1,
             next_action: first_action + 2,
         },
+        fleet_requests: Vec::new(),
     }
 }
