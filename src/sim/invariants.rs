@@ -177,12 +177,16 @@ impl Sim {
                 t.st == st && t.device == *device && self.now <= t.at + RESERVATION_MS as u64
             });
             let taken = phone.and_then(|p| p.taken.get(&st).copied());
-            let left = phone.and_then(|p| p.left.get(&st).copied());
+            let left = phone.and_then(|p| p.left.get(&st));
             // The dock reports a departure a loose-cable window late: a phone may be
             // offered in that window although it has already gone.
-            let followed = left.is_some_and(|at| {
-                nurse.offers.iter().any(|t| {
-                    t.st == st && t.at <= at + FLAP_WINDOW_MS && at <= t.at + RESERVATION_MS as u64
+            let followed = left.is_some_and(|times| {
+                times.iter().any(|&at| {
+                    nurse.offers.iter().any(|t| {
+                        t.st == st
+                            && t.at <= at + FLAP_WINDOW_MS
+                            && at <= t.at + RESERVATION_MS as u64
+                    })
                 })
             });
             let not_heard_back =

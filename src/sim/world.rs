@@ -139,7 +139,7 @@ pub struct Phone {
     pub taken: BTreeMap<usize, (u64, Option<usize>)>,
     /// The last time it left each station's bus for longer than the loose-cable window
     /// (taken, or a reboot): what the station sees as "taken".
-    pub left: BTreeMap<usize, u64>,
+    pub left: BTreeMap<usize, Vec<u64>>,
 }
 
 /// A request on its way to Workspace ONE.
@@ -327,6 +327,8 @@ pub struct Station {
     pub refusal: Option<Shown>,
     /// The last snapshot taken after an input.
     pub snapshot: Option<Snapshot>,
+    /// When its wall clock last stepped (virtual ms).
+    pub last_step: Option<u64>,
 }
 
 /// How often Workspace ONE misbehaves, per mille of requests.
@@ -563,6 +565,7 @@ impl Sim {
                 audit_committed: 0,
                 refusal: None,
                 snapshot: None,
+                last_step: None,
             });
         }
         let script_mode = options.script;
@@ -1466,7 +1469,11 @@ impl Sim {
             slot + 1
         ));
         if away >= FLAP_WINDOW_MS {
-            self.phones[phone].left.insert(st, self.now);
+            self.phones[phone]
+                .left
+                .entry(st)
+                .or_default()
+                .push(self.now);
             self.dock_report(
                 st,
                 Input::Undocked {
@@ -1700,6 +1707,7 @@ impl Sim {
                     return Ok(());
                 }
                 self.stations[st].wall_offset += step;
+                self.stations[st].last_step = Some(self.now);
                 self.line(format!(
                     "{} {} wall clock steps {:+} s",
                     self.clock(),
@@ -1892,12 +1900,21 @@ impl Sim {
         let key = self.phones[phone].key.clone();
         // As told: within her reservation, and the phone has not left the bus since she
         // was told (to the station, that was her taking it; its return, a check-in).
-        let left = self.phones[phone].left.get(&st).copied();
+        // A take while the daemon is down is judged at its restart on the wall clock: if
+        // that clock stepped since she was told, the station cannot know whether her
+        // reservation still held (a known limit; see src/sim/README.md).
+        let left = self.phones[phone]
+            .left
+            .get(&st)
+            .and_then(|times| times.last().copied());
+        let down = self.stations[st].engine.is_none();
+        let stepped = self.stations[st].last_step;
         let as_told = by.is_some_and(|n| {
             self.nurses[n].told.as_ref().is_some_and(|t| {
                 t.device == key
                     && self.now <= t.at + RESERVATION_MS as u64
                     && left.is_none_or(|at| at < t.at)
+                    && !(down && stepped.is_some_and(|at| at >= t.at))
             })
         });
         let who = by
@@ -1917,7 +1934,11 @@ impl Sim {
             as_told,
         };
         self.phones[phone].taken.insert(st, (self.now, by));
-        self.phones[phone].left.insert(st, self.now);
+        self.phones[phone]
+            .left
+            .entry(st)
+            .or_default()
+            .push(self.now);
         if let Some(n) = by {
             self.nurses[n].holds = Some(phone);
             self.nurses[n].told = None;
