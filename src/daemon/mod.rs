@@ -12,6 +12,7 @@ pub mod demo;
 pub mod engine_loop;
 pub mod journal;
 pub mod logging;
+pub mod storage;
 pub mod systemd;
 pub mod taps;
 
@@ -327,6 +328,8 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         feedback,
         notifier: options.notifier,
         cancel: cancel.clone(),
+        dock: Some(config.dock.clone()),
+        outage: None,
     };
     let engine_task = tokio::spawn(engine_task.run(initial_effects));
     tracker.spawn(status_line_task(
@@ -431,8 +434,21 @@ async fn status_line_task(
     }
 }
 
-/// One line for `systemctl status`: slots ready, loans, readers, Workspace ONE.
+/// One line for `systemctl status`: slots ready, loans, readers, Workspace ONE; first
+/// of all that taps cannot be recorded, when the store's disk refuses writes.
 pub fn status_line(snapshot: &Snapshot) -> String {
+    let line = station_line(snapshot);
+    if snapshot.instruction.headline == storage::HEADLINE {
+        format!(
+            "CANNOT RECORD TAPS: {} — {line}",
+            snapshot.instruction.detail
+        )
+    } else {
+        line
+    }
+}
+
+fn station_line(snapshot: &Snapshot) -> String {
     let ready = snapshot
         .slots
         .iter()

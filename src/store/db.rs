@@ -372,6 +372,24 @@ impl Db {
         Ok(())
     }
 
+    /// A small write in a transaction of its own (the `probe_at` row of `meta`): whether
+    /// the disk takes writes again after a fault.
+    pub(super) fn probe(&mut self, at: Timestamp) -> Result<(), StoreError> {
+        let err = sql_error(&self.path, "write a probe row");
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        transaction
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('probe_at', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![at.0],
+            )
+            .map_err(&err)?;
+        transaction.commit().map_err(&err)
+    }
+
     /// What the engine needs to start again.
     pub(super) fn load(&mut self) -> Result<Persisted, StoreError> {
         let Db {
@@ -1009,6 +1027,11 @@ fn sql_error<'a>(
     operation: &'static str,
 ) -> impl Fn(rusqlite::Error) -> StoreError + 'a {
     move |source| match source.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            operation,
+            source,
+        },
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy {
             path: path.to_path_buf(),
             operation,

@@ -29,7 +29,7 @@ pub mod schema;
 pub use blocking::{BlockingStore, Durability};
 pub use db::StoreIdentity;
 
-pub use error::StoreError;
+pub use error::{io_fault, StorageFault, StoreError};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -185,6 +185,12 @@ impl Store {
     /// nothing of it was written.
     pub async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
         self.call(move |db| db.commit(&commit)).await
+    }
+
+    /// Writes one small row in a transaction of its own: after a storage fault, whether
+    /// the disk takes writes again.
+    pub async fn probe(&self, at: Timestamp) -> Result<(), StoreError> {
+        self.call(move |db| db.probe(at)).await
     }
 
     /// Everything the engine needs to restart: all devices, the check-outs in state

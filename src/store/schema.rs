@@ -219,10 +219,7 @@ pub fn open(path: &Path) -> Result<(Connection, BadgeKey), StoreError> {
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     key::create_private_dir(parent)?;
-    let open_error = |source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
+    let open_error = |source| opening(path, source);
     key::create_private_file(path).map_err(|err| {
         open_error(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
@@ -267,6 +264,23 @@ pub fn open(path: &Path) -> Result<(Connection, BadgeKey), StoreError> {
     Ok((connection, badge_key))
 }
 
+/// An error while opening the file: [`StoreError::Corrupt`] when SQLite says the file is
+/// damaged (not a badgedock or permission problem), else [`StoreError::Open`].
+fn opening(path: &Path, source: rusqlite::Error) -> StoreError {
+    if crate::store::error::is_corruption(&source) {
+        StoreError::Corrupt {
+            path: path.to_path_buf(),
+            operation: "open the database",
+            source,
+        }
+    } else {
+        StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Applies every migration above the file's `user_version`, one transaction each;
 /// returns the versions applied.
 fn migrate(
@@ -278,10 +292,7 @@ fn migrate(
     loop {
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| opening(path, source))?;
         // Read inside the write lock: another process may have migrated meanwhile.
         let read = |transaction: &rusqlite::Transaction<'_>| -> rusqlite::Result<(i64, i64, i64)> {
             let version = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
@@ -295,10 +306,7 @@ fn migrate(
             Ok((version, application_id, n_objects))
         };
         let (version, application_id, n_objects) =
-            read(&transaction).map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            read(&transaction).map_err(|source| opening(path, source))?;
         let ours = application_id == APPLICATION_ID || (application_id == 0 && n_objects == 0);
         if !ours || version < 0 {
             return Err(StoreError::Foreign {

@@ -121,7 +121,7 @@ fn deploy_units_verify_and_are_hardened() {
         ("NotifyAccess", "main"),
         ("WatchdogSec", "30"),
         ("Restart", "on-failure"),
-        ("RestartPreventExitStatus", "78"),
+        ("RestartPreventExitStatus", "78 65"),
         ("User", "badgedock"),
         ("Group", "badgedock"),
         ("StateDirectory", "badgedock"),
