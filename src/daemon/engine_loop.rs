@@ -104,7 +104,7 @@ impl EngineTask {
     /// (then the daemon must stop: the store is the truth and a restart rebuilds from
     /// it). A full, read-only or failing disk does not stop it: see [`storage`].
     pub async fn run(mut self, initial: Vec<Effect>) -> anyhow::Result<()> {
-        crate::metrics::store_writable(true);
+        crate::metrics::store_writable(self.outage.is_none());
         if let Err(failed) = self.perform(initial, &mut None).await {
             match failed {
                 Failed::Stop(err) => return Err(err),
@@ -263,6 +263,9 @@ impl EngineTask {
 
     /// The first failed commit of an episode: said once in the journal and the metric.
     fn enter_outage(&mut self, kind: StorageFault, err: &StoreError) {
+        if self.outage.is_some() {
+            return;
+        }
         crate::metrics::error("store");
         crate::metrics::store_writable(false);
         let (kind, problem) = storage::diagnose(kind, self.store.path());
@@ -277,7 +280,12 @@ impl EngineTask {
             return Ok(());
         };
         outage.next_probe = tokio::time::Instant::now() + storage::PROBE_INTERVAL;
-        if let Err(err) = self.store.probe(crate::daemon::now()).await {
+        // After a read-only start, the store is opened for writing first.
+        let probed = match self.store.reopen_writable().await {
+            Ok(()) => self.store.probe(crate::daemon::now()).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = probed {
             if err.storage_fault().is_none() {
                 return Err(anyhow::Error::new(err)
                     .context("the store failed while the daemon waited for its disk"));

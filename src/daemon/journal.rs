@@ -209,7 +209,7 @@ pub fn store_fault(kind: &str, problem: &str, cause: &str) {
     tracing::error!(
         message_id = message_id::STORE_FAULT,
         fault = kind,
-        "station cannot record taps — call IT: {problem}; taps are refused and other events wait until it is fixed, retried every {} s (SQLite: {cause})",
+        "station cannot record taps — call IT: {problem}; taps are refused and other events wait until it is fixed, retried every {} s (the store said: {cause})",
         crate::daemon::storage::PROBE_INTERVAL.as_secs()
     );
 }

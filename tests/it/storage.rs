@@ -6,9 +6,13 @@
 //! audit chain intact.
 //!
 //! The full disk is a tmpfs of 4 MiB mounted on the state folder (needs root: CAP_SYS_ADMIN
-//! for mount(2)); the refused writes are the immutable attribute (chattr +i) on the
-//! store's files, on a file system that enforces it for open files (ext4, xfs, btrfs; not
-//! tmpfs). Where either is impossible the test says why on stderr and skips.
+//! for mount(2)); the refused writes of a running daemon are the immutable attribute
+//! (chattr +i) on the store's files, on a file system that enforces it for open files
+//! (ext4, xfs, btrfs; not tmpfs) — a running daemon's file system cannot be remounted
+//! read-only (its open files make mount(2) answer EBUSY), and the kernel's own emergency
+//! read-only remount cannot be undone without unmounting. A folder read-only at start is
+//! a tmpfs remounted `ro` between two runs, then `rw` while the daemon waits. Where a
+//! method is impossible the test says why on stderr and skips.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -328,5 +332,118 @@ fn store_files_that_refuse_writes_refuse_taps_and_the_station_resumes() {
         &station,
         port,
         "cannot be written by this user",
+    );
+}
+
+fn remount(path: &Path, mode: &str) {
+    let output = Command::new("mount")
+        .args(["-o", &format!("remount,{mode}")])
+        .arg(path)
+        .output()
+        .expect("mount");
+    assert!(
+        output.status.success(),
+        "mount -o remount,{mode} {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_state_folder_read_only_at_start_keeps_the_station_up_until_it_is_writable() {
+    let sim = crate::support::station::SimProcess::start(&[]);
+    let port = metrics_port();
+    let station = StationDir::new(
+        &sim.url,
+        &PHONES,
+        &BADGES,
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let state = station.dir.path().join("state");
+    let _mount = match Mount::tmpfs(&state, "16m") {
+        Ok(mount) => mount,
+        Err(why) => {
+            eprintln!(
+                "SKIPPED a_state_folder_read_only_at_start…: a tmpfs cannot be mounted here ({why}); run as root"
+            );
+            return;
+        }
+    };
+    let available = |s: &serde_json::Value| {
+        s["slots"]
+            .as_array()
+            .is_some_and(|slots| slots.iter().all(|slot| slot["state"] == "available"))
+            && s["mdm"]["waiting"] == 0
+    };
+    // First run: alice's loan is recorded, then the daemon stops.
+    {
+        let mut daemon = station.start_daemon();
+        station.wait_status(Duration::from_secs(15), "phones available", available);
+        assert!(
+            station.tap(BADGES[0].0).status.success(),
+            "{}",
+            station.log()
+        );
+        station.wait_status(Duration::from_secs(10), "alice's work sent", |s| {
+            s["mdm"]["waiting"] == 0
+        });
+        station.undock(&PHONES[0]);
+        station.wait_status(Duration::from_secs(10), "alice's loan", |s| {
+            s["loans"].as_array().is_some_and(|loans| loans.len() == 1)
+        });
+        assert_eq!(daemon.terminate(Duration::from_secs(5)), Some(0));
+    }
+
+    // The folder comes back read-only (as after a file system error at boot).
+    remount(&state, "ro");
+    let mut daemon = station.start_daemon();
+    let pid = daemon.pid();
+    let status = station.wait_status(Duration::from_secs(10), "the fault shown", |s| {
+        headline(s) == FAULT_HEADLINE
+    });
+    let detail = status["instruction"]["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("read-only file system"), "{detail}");
+    assert_eq!(
+        status["loans"].as_array().map(Vec::len),
+        Some(1),
+        "alice's loan, read from the read-only store: {status:#}"
+    );
+    let refused = station.tap(BADGES[2].0);
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{said}\n{}", station.log());
+    assert!(said.contains(FAULT_REFUSAL), "{said}");
+    assert_eq!(writable_gauge(port), "badgedock_store_writable 0");
+    station.dock(&PHONES[0]);
+
+    // Writable again: no restart, the docked phone is checked in, taps work.
+    remount(&state, "rw");
+    station.wait_status(
+        Duration::from_secs(30),
+        "recovery: the docked phone checked in, the fault gone",
+        |s| headline(s) != FAULT_HEADLINE && available(s),
+    );
+    assert_eq!(writable_gauge(port), "badgedock_store_writable 1");
+    let tap = station.tap(BADGES[2].0);
+    assert!(
+        tap.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&tap.stderr),
+        station.log()
+    );
+    assert!(station.log().contains("station records taps again after"));
+    assert_eq!(daemon.pid(), pid);
+    assert_eq!(daemon.terminate(Duration::from_secs(5)), Some(0));
+    let verify = station.cli(&["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let csv = station.cli(&["audit", "export", "--csv"]);
+    let csv = String::from_utf8_lossy(&csv.stdout).into_owned();
+    assert!(
+        csv.lines()
+            .any(|line| line.contains(",checkin,") && line.contains("alice")),
+        "{csv}"
     );
 }
