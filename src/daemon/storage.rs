@@ -112,7 +112,7 @@ pub fn diagnose(kind: StorageFault, store_file: &Path) -> (StorageFault, String)
                 ),
             );
         }
-        let free = u64::from(stat.blocks_available()).saturating_mul(stat.fragment_size());
+        let free = stat.blocks_available().saturating_mul(stat.fragment_size());
         if kind == StorageFault::Full || free < 64 * 1024 {
             return (
                 StorageFault::Full,
