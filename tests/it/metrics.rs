@@ -147,7 +147,7 @@ fn the_shipped_rules_pass_promtool_check_and_their_unit_tests() {
         &monitoring,
     );
     assert!(ok, "{report}");
-    assert!(report.contains("SUCCESS: 5 rules found"), "{report}");
+    assert!(report.contains("SUCCESS: 6 rules found"), "{report}");
     let (ok, report) = promtool(
         &["test", "rules", "badgedock.rules.test.yml"],
         None,
