@@ -310,7 +310,7 @@ impl EngineTask {
         }
         crate::metrics::store_writable(true);
         journal::store_recovered(
-            &outage.problem,
+            outage.kind.as_str(),
             outage.started.elapsed().as_secs(),
             outage.refused,
         );

@@ -215,12 +215,18 @@ pub fn store_fault(kind: &str, problem: &str, cause: &str) {
 }
 
 /// The store takes writes again.
-pub fn store_recovered(problem: &str, seconds: u64, refused: u64) {
+pub fn store_recovered(kind: &str, seconds: u64, refused: u64) {
+    let what = match kind {
+        "full" => "the disk was full",
+        "read-only" => "the store could not be written",
+        _ => "the disk failed writes",
+    };
     tracing::info!(
         message_id = message_id::STORE_RECOVERED,
+        fault = kind,
         down_seconds = seconds,
         refused_taps = refused,
-        "station records taps again after {} ({problem}); {} refused meanwhile",
+        "station records taps again after {} ({what}); {} refused meanwhile",
         duration_words(seconds),
         match refused {
             1 => "1 tap was".to_string(),
