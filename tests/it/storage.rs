@@ -449,3 +449,27 @@ fn a_state_folder_read_only_at_start_keeps_the_station_up_until_it_is_writable()
         "{csv}"
     );
 }
+
+#[test]
+fn a_damaged_store_is_named_as_damaged_and_stops_with_65() {
+    let sim = crate::support::station::SimProcess::start(&[]);
+    let station = StationDir::new(&sim.url, &PHONES, &BADGES, "");
+    let state = station.dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("state folder");
+    // Not an SQLite file at all (SQLITE_NOTADB), as after a disk or power fault.
+    std::fs::write(state.join("badgedock.sqlite3"), vec![0x5a_u8; 8192]).expect("garbage");
+    let output = Command::new(crate::support::station::bin())
+        .args(["run", "--config"])
+        .arg(station.config())
+        .output()
+        .expect("badgedock run");
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(65), "{said}");
+    assert!(said.contains("is damaged"), "{said}");
+    assert!(said.contains("badgedock backup"), "{said}");
+    assert!(said.contains("admin accept-store"), "{said}");
+    assert!(
+        said.contains("not a permission or disk-space problem"),
+        "{said}"
+    );
+}
