@@ -1,5 +1,6 @@
 //! Engine and station benchmarks, printed as figures (`cargo bench --bench engine`):
-//! 1. `Engine::handle` per input on a 24-slot cabinet (tap + undock + dock + settles);
+//! 1. `Engine::handle` per input on a 24-slot cabinet (tap + undock + dock + settles),
+//!    and the `Engine::clone` the engine loop makes before each input;
 //! 2. tap → snapshot published, in process, through the real daemon: the control-path
 //!    resolver, the engine loop, the SQLite commit (WAL, synchronous=FULL) on a file in a
 //!    temporary directory, and the watch channel, against the built-in simulator;
@@ -163,6 +164,14 @@ fn bench_handle(label: &str, config: EngineConfig) {
             badge: BadgeNumber::new(format!("{round:08X}")),
             resolution: Resolution::Known { user },
         };
+        // The engine loop handles every input on a copy and keeps it once committed.
+        let started = Instant::now();
+        let copy = engine.clone();
+        samples
+            .entry("clone (per input, the daemon's copy)")
+            .or_default()
+            .push(started.elapsed());
+        drop(copy);
         let started = Instant::now();
         let effects = engine.handle(now, tap);
         samples

@@ -726,8 +726,18 @@ fn simulate(seed: u64, seeds: u64, events: u64, verbose: bool) -> Result<(), Fai
     Ok(())
 }
 
-/// Permission problems get 77 so scripts can tell them apart.
+/// Permission problems get 77 and a damaged store 65 (EX_DATAERR: systemd does not
+/// restart the daemon on it, a restart cannot repair the file) so scripts can tell them
+/// apart.
 fn exit_code_for(error: &anyhow::Error) -> u8 {
+    let corrupt = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<badgedock::store::StoreError>()
+            .is_some_and(badgedock::store::StoreError::is_corrupt)
+    });
+    if corrupt {
+        return exit::DATAERR;
+    }
     let permission = error.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()

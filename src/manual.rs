@@ -15,6 +15,9 @@ success
 \fB1\fR
 the tap was refused (unknown badge, limit reached, ambiguous user)
 .TP
+\fB65\fR
+the store file is damaged (SQLite reports corruption), or \fBaudit verify\fR found the audit chain broken
+.TP
 \fB69\fR
 the daemon is unreachable (is badgedock.service running?)
 .TP

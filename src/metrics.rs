@@ -27,6 +27,8 @@
 //!   action, or an upper bound of it.
 //! - `reader_online{reader}` gauge: 1 while a configured reader is present, else 0.
 //! - `errors_total{kind}` counter: errors by kind.
+//! - `store_writable` gauge: 1 while the store takes writes, 0 while its disk refuses
+//!   them (full, read-only, failing) and taps are refused.
 //! - `build_info{version}` gauge: always 1, carries the version.
 
 use std::net::SocketAddr;
@@ -79,6 +81,7 @@ static WAITING_SINCE: std::sync::Mutex<Option<f64>> = std::sync::Mutex::new(None
 const READER_ONLINE: &str = "badgedock_reader_online";
 const ERRORS: &str = "badgedock_errors_total";
 const BUILD_INFO: &str = "badgedock_build_info";
+const STORE_WRITABLE: &str = "badgedock_store_writable";
 
 /// Set once the exporter is the process-wide recorder; `metrics` allows only one.
 static INSTALLED: AtomicBool = AtomicBool::new(false);
@@ -143,6 +146,7 @@ pub fn install(listen: SocketAddr) -> Result<(), MetricsError> {
             metrics::gauge!(OVERDUE).set(0.0);
             metrics::gauge!(OLDEST_WAITING).set(0.0);
             metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            metrics::gauge!(STORE_WRITABLE).set(1.0);
             tracing::info!(%listen, "serving Prometheus metrics");
             Ok(())
         }
@@ -162,6 +166,12 @@ pub fn install(listen: SocketAddr) -> Result<(), MetricsError> {
             })
         }
     }
+}
+
+/// Whether the store takes writes (0 while its disk is full, read-only or failing:
+/// taps are refused then).
+pub fn store_writable(writable: bool) {
+    metrics::gauge!(STORE_WRITABLE).set(if writable { 1.0 } else { 0.0 });
 }
 
 /// One badge tap, by what the station decided (a short fixed word such as `checkout`,
@@ -341,6 +351,10 @@ fn describe() {
     metrics::describe_gauge!(
         BUILD_INFO,
         "Always 1; the label carries the badgedock version."
+    );
+    metrics::describe_gauge!(
+        STORE_WRITABLE,
+        "1 while the store takes writes; 0 while its disk is full, read-only or failing and taps are refused."
     );
 }
 

@@ -141,7 +141,9 @@ struct Notice {
 }
 
 /// The engine. Build it with [`Engine::restore`], feed it with [`Engine::handle`].
-#[derive(Debug)]
+/// `Clone`: the daemon handles an input on a copy and keeps it only once its commit is
+/// durable.
+#[derive(Debug, Clone)]
 pub struct Engine {
     config: EngineConfig,
     /// Wall time of the latest input: what is stored and shown.

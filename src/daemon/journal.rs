@@ -40,6 +40,10 @@ pub mod message_id {
     pub const RELOADED: &str = "7ee20bb2e54640c4b768570aa3ebb560";
     /// A reload was refused (bad config); the daemon keeps the old one.
     pub const RELOAD_REFUSED: &str = "4cc7655be8734ee99e6df93a70c87780";
+    /// The store's disk refuses writes (full, read-only, failing): taps are refused.
+    pub const STORE_FAULT: &str = "5d3f0b6e9a2c4f81b7e4c1a09d8e6f27";
+    /// The store takes writes again: taps are recorded again.
+    pub const STORE_RECOVERED: &str = "b2a7c9e41f0d4e6a8c3b5d7f9e1a2c48";
 }
 
 /// How loud a line is.
@@ -202,6 +206,37 @@ pub fn reload_refused(reason: &str) {
     tracing::error!(
         message_id = message_id::RELOAD_REFUSED,
         "configuration reload refused, still running on the previous one: {reason}"
+    );
+}
+
+/// The store's disk refused a write: once per episode.
+pub fn store_fault(kind: &str, problem: &str, cause: &str) {
+    tracing::error!(
+        message_id = message_id::STORE_FAULT,
+        fault = kind,
+        "station cannot record taps — call IT: {problem}; taps are refused and other events wait until it is fixed, retried every {} s (the store said: {cause})",
+        crate::daemon::storage::PROBE_INTERVAL.as_secs()
+    );
+}
+
+/// The store takes writes again.
+pub fn store_recovered(kind: &str, seconds: u64, refused: u64) {
+    let what = match kind {
+        "full" => "the disk was full",
+        "read-only" => "the store could not be written",
+        _ => "the disk failed writes",
+    };
+    tracing::info!(
+        message_id = message_id::STORE_RECOVERED,
+        fault = kind,
+        down_seconds = seconds,
+        refused_taps = refused,
+        "station records taps again after {} ({what}); {} refused meanwhile",
+        duration_words(seconds),
+        match refused {
+            1 => "1 tap was".to_string(),
+            n => format!("{n} taps were"),
+        }
     );
 }
 

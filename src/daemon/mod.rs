@@ -12,6 +12,7 @@ pub mod demo;
 pub mod engine_loop;
 pub mod journal;
 pub mod logging;
+pub mod storage;
 pub mod systemd;
 pub mod taps;
 
@@ -156,8 +157,37 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
     // on the database file itself, so no other file can be removed to get around it.
     let store_file = store_path(&config);
     let lock = lock_store(&store_file)?;
-    let store = Store::open(&store_file)
-        .with_context(|| format!("cannot open the station's store {}", store_file.display()))?;
+    // A state folder that takes no writes (read-only file system, full disk, wrong owner)
+    // does not keep the station down: it starts from the store read-only, refuses taps
+    // and opens it for writing as soon as it can (see `storage`).
+    let (store, unwritable) = match Store::open(&store_file) {
+        Ok(store) => (store, None),
+        Err(err) => match err.storage_fault() {
+            Some(kind) => match Store::open_read_only(&store_file) {
+                Ok(store) => (store, Some((kind, err.to_string()))),
+                Err(_) => {
+                    return Err(anyhow::Error::new(err).context(format!(
+                        "cannot open the station's store {}",
+                        store_file.display()
+                    )))
+                }
+            },
+            None => {
+                return Err(anyhow::Error::new(err).context(format!(
+                    "cannot open the station's store {}",
+                    store_file.display()
+                )))
+            }
+        },
+    };
+    // SQLite opens a file it cannot write read-only without an error.
+    let unwritable = match unwritable {
+        None if store.read_only().await.unwrap_or(false) => Some((
+            crate::store::StorageFault::ReadOnly,
+            "SQLite could open the store for reading only".to_string(),
+        )),
+        other => other,
+    };
     store
         .adopt_mark(mark_path(&config), false)
         .await
@@ -343,6 +373,13 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         feedback,
         notifier: options.notifier,
         cancel: cancel.clone(),
+        dock: Some(config.dock.clone()),
+        outage: unwritable.map(|(kind, cause)| {
+            crate::metrics::error("store");
+            let (kind, problem) = storage::diagnose(kind, &store_file);
+            journal::store_fault(kind.as_str(), &problem, &cause);
+            storage::Outage::new(kind, problem)
+        }),
     };
     let engine_task = tokio::spawn(engine_task.run(initial_effects));
     tracker.spawn(status_line_task(
@@ -369,14 +406,29 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
 /// are `fcntl` locks, which `flock` does not touch). Creates the file when it is missing.
 pub fn lock_store(store_file: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let file = std::fs::OpenOptions::new()
+    let file = match std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
         .mode(0o600)
         .open(store_file)
-        .with_context(|| format!("cannot open the station's store {}", store_file.display()))?;
+    {
+        Ok(file) => file,
+        // A folder that takes no writes: the lock works on a descriptor opened to read,
+        // and the store is then opened read-only (see `start`).
+        Err(err) if crate::store::io_fault(&err).is_some() && store_file.is_file() => {
+            std::fs::File::open(store_file).with_context(|| {
+                format!("cannot open the station's store {}", store_file.display())
+            })?
+        }
+        Err(err) => {
+            return Err(anyhow::Error::new(err).context(format!(
+                "cannot open the station's store {}",
+                store_file.display()
+            )))
+        }
+    };
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
         anyhow::anyhow!(
             "another badgedock daemon is already using the store {} ({errno}): stop it first (systemctl stop badgedock)",
@@ -447,8 +499,21 @@ async fn status_line_task(
     }
 }
 
-/// One line for `systemctl status`: slots ready, loans, readers, Workspace ONE.
+/// One line for `systemctl status`: slots ready, loans, readers, Workspace ONE; first
+/// of all that taps cannot be recorded, when the store's disk refuses writes.
 pub fn status_line(snapshot: &Snapshot) -> String {
+    let line = station_line(snapshot);
+    if snapshot.instruction.headline == storage::HEADLINE {
+        format!(
+            "CANNOT RECORD TAPS: {} — {line}",
+            snapshot.instruction.detail
+        )
+    } else {
+        line
+    }
+}
+
+fn station_line(snapshot: &Snapshot) -> String {
     let ready = snapshot
         .slots
         .iter()

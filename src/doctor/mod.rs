@@ -160,7 +160,66 @@ pub async fn run(config: &Config, options: &Options) -> Report {
     directory(config, options, &mut report.checks).await;
     readers(config, &mut report.checks);
     report.checks.push(disk_space(&config.station.state_dir));
+    report.checks.push(store_writable(config).await);
     report
+}
+
+/// Whether the store can be written: what the running daemon says (it probes its store
+/// after a fault), else a look at the state folder and the store's files.
+async fn store_writable(config: &Config) -> Check {
+    let socket = &config.station.control_socket;
+    if daemon_running(socket).is_some() {
+        if let Ok(crate::control::Response::Snapshot { snapshot }) = crate::control::request(
+            socket,
+            crate::control::Request::Status,
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        {
+            if snapshot.instruction.headline == crate::daemon::storage::HEADLINE {
+                return Check::fail(
+                    format!(
+                        "store: the daemon cannot record taps: {}",
+                        snapshot.instruction.detail
+                    ),
+                    "fix what it names; the daemon tries again every 5 s and resumes by itself",
+                );
+            }
+            return Check::pass("store: the daemon records taps");
+        }
+    }
+    let dir = &config.station.state_dir;
+    if !dir.exists() {
+        return Check::pass(format!(
+            "store: {} does not exist yet (the daemon creates it)",
+            dir.display()
+        ));
+    }
+    let store = dir.join(crate::daemon::STORE_FILE);
+    let mut files = vec![dir.clone(), store.clone()];
+    files.push(dir.join(format!("{}-wal", crate::daemon::STORE_FILE)));
+    for file in files.iter().filter(|file| file.exists()) {
+        match nix::unistd::access(file.as_path(), nix::unistd::AccessFlags::W_OK) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EROFS) => {
+                return Check::fail(
+                    format!("store: {} is on a read-only file system", file.display()),
+                    "check `dmesg` for disk errors, then remount it read-write (mount -o remount,rw) or repair it",
+                )
+            }
+            Err(errno) => {
+                return Check::fail(
+                    format!(
+                        "store: {} cannot be written by this user ({})",
+                        file.display(),
+                        errno.desc()
+                    ),
+                    "give the folder and its files to the badgedock user (chown -R badgedock: …, folder 0750, files 0600) and clear an immutable attribute (lsattr, chattr -i)",
+                )
+            }
+        }
+    }
+    Check::pass(format!("store: {} is writable", dir.display()))
 }
 
 /// Credentials, tenant code, staging user and clock. The client when Workspace ONE

@@ -90,12 +90,14 @@ impl Db {
                 .unwrap_or(0);
             (nanos ^ (i64::from(std::process::id()) << 40)).abs().max(1)
         };
-        self.connection
-            .execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)",
-                params![fresh_id],
-            )
-            .map_err(&err)?;
+        if !self.read_only() {
+            self.connection
+                .execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)",
+                    params![fresh_id],
+                )
+                .map_err(&err)?;
+        }
         let read = |key: &str| -> rusqlite::Result<i64> {
             self.connection
                 .query_row(
@@ -114,8 +116,45 @@ impl Db {
         Ok(identity)
     }
 
+    /// Whether the connection was opened read-only ([`crate::store::Store::open_read_only`]).
+    pub(super) fn read_only(&self) -> bool {
+        self.connection
+            .is_readonly(rusqlite::MAIN_DB)
+            .unwrap_or(true)
+    }
+
+    /// Opens the file again for writing (after a read-only start), then writes the
+    /// continuity mark again when this is the daemon's store.
+    pub(super) fn reopen_writable(&mut self) -> Result<(), StoreError> {
+        // The read-only connection is closed first: SQLite shares one `-shm` mapping per
+        // file within a process, and the one it opened read-only would make the new
+        // connection read-only too.
+        let placeholder =
+            Connection::open_in_memory().map_err(sql_error(&self.path, "reopen the store"))?;
+        let old = std::mem::replace(&mut self.connection, placeholder);
+        let _ = old.close();
+        let (connection, key) = match crate::store::schema::open(&self.path) {
+            Ok(opened) => opened,
+            Err(err) => {
+                // Still not writable: read it as before, and say why not.
+                let (connection, key) = crate::store::schema::open_read_only(&self.path)?;
+                self.connection = connection;
+                self.key = key;
+                return Err(err);
+            }
+        };
+        self.connection = connection;
+        self.key = key;
+        self.identity = None;
+        if let Some(mark) = self.mark.take() {
+            self.adopt_mark(mark, false)?;
+        }
+        Ok(())
+    }
+
     /// Checks this store against the mark the station's daemon left beside it, then keeps
-    /// the mark up to date after every commit. See [`StoreIdentity`].
+    /// the mark up to date after every commit. See [`StoreIdentity`]. On a read-only
+    /// connection it only checks (the mark is written once the store is writable).
     pub(super) fn adopt_mark(&mut self, mark: PathBuf, accept: bool) -> Result<(), StoreError> {
         let identity = self.identity()?;
         let previous = match std::fs::read_to_string(&mark) {
@@ -143,10 +182,12 @@ impl Db {
                 });
             }
         }
-        write_mark(&mark, identity).map_err(|source| StoreError::Mark {
-            path: mark.clone(),
-            source,
-        })?;
+        if !self.read_only() {
+            write_mark(&mark, identity).map_err(|source| StoreError::Mark {
+                path: mark.clone(),
+                source,
+            })?;
+        }
         self.mark = Some(mark);
         Ok(())
     }
@@ -383,6 +424,24 @@ impl Db {
             }
         }
         Ok(())
+    }
+
+    /// A small write in a transaction of its own (the `probe_at` row of `meta`): whether
+    /// the disk takes writes again after a fault.
+    pub(super) fn probe(&mut self, at: Timestamp) -> Result<(), StoreError> {
+        let err = sql_error(&self.path, "write a probe row");
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        transaction
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('probe_at', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![at.0],
+            )
+            .map_err(&err)?;
+        transaction.commit().map_err(&err)
     }
 
     /// What the engine needs to start again.
@@ -1037,6 +1096,11 @@ fn sql_error<'a>(
     operation: &'static str,
 ) -> impl Fn(rusqlite::Error) -> StoreError + 'a {
     move |source| match source.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            operation,
+            source,
+        },
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy {
             path: path.to_path_buf(),
             operation,

@@ -62,6 +62,25 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
+    /// The database file is damaged (SQLite says `SQLITE_CORRUPT` or `SQLITE_NOTADB`).
+    /// Not a permission or disk-space problem: restarting does not help.
+    #[error(
+        "the badgedock store {path} is damaged (found while trying to {operation}: {source}). \
+         This is not a permission or disk-space problem, and restarting will not fix it: stop badgedock, \
+         move the file aside with its -wal and -shm files (mv {path} {path}.damaged), then restore the \
+         last copy made with `badgedock backup` to {path} (or leave it missing to start from an empty \
+         store), and run `badgedock admin accept-store`"
+    )]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What the store was doing.
+        operation: &'static str,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+
     /// SQLite could not open the file or set it up (WAL, pragmas).
     #[error(
         "cannot open the badgedock store {path}: {source}; check that the file and its \
@@ -231,7 +250,84 @@ pub enum StoreError {
     },
 }
 
+/// An environmental fault of the disk under the store: the daemon stays up, refuses what
+/// it cannot record and tries again, rather than stopping (see `daemon::engine_loop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// No space left (`SQLITE_FULL`, `ENOSPC`, `EDQUOT`).
+    Full,
+    /// The file or its folder cannot be written (`SQLITE_READONLY`, `SQLITE_CANTOPEN`,
+    /// `SQLITE_PERM`, `EROFS`, `EACCES`, `EPERM`).
+    ReadOnly,
+    /// The disk failed a read or write (`SQLITE_IOERR`, `EIO`).
+    Io,
+}
+
+impl StorageFault {
+    /// A short fixed word for logs and metrics labels: `full`, `read-only`, `io`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageFault::Full => "full",
+            StorageFault::ReadOnly => "read-only",
+            StorageFault::Io => "io",
+        }
+    }
+}
+
+/// The fault an SQLite error stands for, if it is one of the disk's.
+pub(crate) fn sqlite_fault(error: &rusqlite::Error) -> Option<StorageFault> {
+    use rusqlite::ErrorCode;
+    match error.sqlite_error_code()? {
+        ErrorCode::DiskFull => Some(StorageFault::Full),
+        ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied => {
+            Some(StorageFault::ReadOnly)
+        }
+        ErrorCode::SystemIoFailure => Some(StorageFault::Io),
+        _ => None,
+    }
+}
+
+/// Whether an SQLite error says the file is damaged.
+pub(crate) fn is_corruption(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// The fault an OS error stands for, if it is one of the disk's.
+pub fn io_fault(error: &std::io::Error) -> Option<StorageFault> {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Some(StorageFault::Full),
+        ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied => Some(StorageFault::ReadOnly),
+        _ => match error.raw_os_error() {
+            Some(code) if code == nix::errno::Errno::EIO as i32 => Some(StorageFault::Io),
+            _ => None,
+        },
+    }
+}
+
 impl StoreError {
+    /// The disk fault behind this error, when it is one: the daemon keeps running
+    /// through these (and says so), while every other error stops it.
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        match self {
+            StoreError::Open { source, .. }
+            | StoreError::Migrate { source, .. }
+            | StoreError::Sql { source, .. } => sqlite_fault(source),
+            StoreError::Mark { source, .. } | StoreError::CreateDir { source, .. } => {
+                io_fault(source)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the database file is damaged ([`StoreError::Corrupt`]).
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, StoreError::Corrupt { .. })
+    }
+
     /// Builds [`StoreError::UnknownAction`].
     pub(crate) fn unknown_action(path: PathBuf, id: ActionId) -> StoreError {
         StoreError::UnknownAction { path, id: id.0 }

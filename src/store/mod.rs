@@ -29,7 +29,7 @@ pub mod schema;
 pub use blocking::{BlockingStore, Durability};
 pub use db::StoreIdentity;
 
-pub use error::StoreError;
+pub use error::{io_fault, StorageFault, StoreError};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -146,6 +146,21 @@ impl Store {
     /// This does blocking file I/O: call it at start-up or from `spawn_blocking`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let (connection, key) = schema::open(path)?;
+        Store::start_thread(connection, path, key)
+    }
+
+    /// Opens an existing store for reading only, when its folder takes no writes at
+    /// start (a read-only file system, a full disk); [`Store::reopen_writable`] later.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let (connection, key) = schema::open_read_only(path)?;
+        Store::start_thread(connection, path, key)
+    }
+
+    fn start_thread(
+        connection: rusqlite::Connection,
+        path: &Path,
+        key: key::BadgeKey,
+    ) -> Result<Store, StoreError> {
         let path = Arc::new(path.to_path_buf());
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let db = Db::new(connection, path.as_ref().clone(), key);
@@ -158,6 +173,25 @@ impl Store {
             })?;
         tracing::debug!(path = %path.display(), "store opened");
         Ok(Store { sender, path })
+    }
+
+    /// Whether this store was opened read-only and not yet reopened for writing.
+    pub async fn read_only(&self) -> Result<bool, StoreError> {
+        self.call(|db| Ok(db.read_only())).await
+    }
+
+    /// After [`Store::open_read_only`]: opens the file again for writing (migrating it if
+    /// needed) and, for the daemon's store, checks and writes its continuity mark. Every
+    /// handle then writes through the new connection. Does nothing when writable.
+    pub async fn reopen_writable(&self) -> Result<(), StoreError> {
+        self.call(|db| {
+            if db.read_only() {
+                db.reopen_writable()
+            } else {
+                Ok(())
+            }
+        })
+        .await
     }
 
     /// Opens the station's own store as its daemon: checks it against the continuity
@@ -185,6 +219,12 @@ impl Store {
     /// nothing of it was written.
     pub async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
         self.call(move |db| db.commit(&commit)).await
+    }
+
+    /// Writes one small row in a transaction of its own: after a storage fault, whether
+    /// the disk takes writes again.
+    pub async fn probe(&self, at: Timestamp) -> Result<(), StoreError> {
+        self.call(move |db| db.probe(at)).await
     }
 
     /// Everything the engine needs to restart: all devices, the check-outs in state

@@ -252,10 +252,7 @@ pub fn open(path: &Path) -> Result<(Connection, BadgeKey), StoreError> {
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     key::create_private_dir(parent)?;
-    let open_error = |source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
+    let open_error = |source| opening(path, source);
     key::create_private_file(path).map_err(|err| {
         open_error(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
@@ -300,6 +297,84 @@ pub fn open(path: &Path) -> Result<(Connection, BadgeKey), StoreError> {
     Ok((connection, badge_key))
 }
 
+/// Opens an existing store for reading only, for a daemon whose state folder takes no
+/// writes at start (a read-only file system, a full disk): the station comes up, shows
+/// what it holds and refuses taps until [`open`] succeeds. Without a WAL beside the file
+/// (a clean stop removes it) the file is opened `immutable=1`, which needs no `-shm`;
+/// with one, SQLite reads the WAL through its existing `-shm`. No migration is run: a
+/// file at another schema version is refused.
+pub fn open_read_only(path: &Path) -> Result<(Connection, BadgeKey), StoreError> {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const PATH: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.');
+    let parent = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let badge_key = BadgeKey::load_or_create(parent)?;
+    let invalid = |message: String| StoreError::Open {
+        path: path.to_path_buf(),
+        source: rusqlite::Error::InvalidParameterName(message),
+    };
+    let text = path
+        .to_str()
+        .ok_or_else(|| invalid("the path is not UTF-8".into()))?;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let has_wal = std::fs::metadata(&wal).is_ok_and(|metadata| metadata.len() > 0);
+    let uri = format!(
+        "file:{}{}",
+        utf8_percent_encode(text, PATH),
+        if has_wal { "" } else { "?immutable=1" }
+    );
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let connection =
+        Connection::open_with_flags(&uri, flags).map_err(|source| opening(path, source))?;
+    connection
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(|source| opening(path, source))?;
+    let (version, application_id): (i64, i64) = connection
+        .query_row(
+            "SELECT * FROM pragma_user_version, pragma_application_id",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .map_err(|source| opening(path, source))?;
+    if application_id != APPLICATION_ID {
+        return Err(StoreError::Foreign {
+            path: path.to_path_buf(),
+        });
+    }
+    if version != SCHEMA_VERSION {
+        return Err(invalid(format!(
+            "it has schema version {version} and this badgedock needs {SCHEMA_VERSION}: the migration needs a writable store"
+        )));
+    }
+    Ok((connection, badge_key))
+}
+
+/// An error while opening the file: [`StoreError::Corrupt`] when SQLite says the file is
+/// damaged (not a badgedock or permission problem), else [`StoreError::Open`].
+fn opening(path: &Path, source: rusqlite::Error) -> StoreError {
+    if crate::store::error::is_corruption(&source) {
+        StoreError::Corrupt {
+            path: path.to_path_buf(),
+            operation: "open the database",
+            source,
+        }
+    } else {
+        StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Applies every migration above the file's `user_version`, one transaction each;
 /// returns the versions applied.
 fn migrate(
@@ -311,10 +386,7 @@ fn migrate(
     loop {
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| opening(path, source))?;
         // Read inside the write lock: another process may have migrated meanwhile.
         let read = |transaction: &rusqlite::Transaction<'_>| -> rusqlite::Result<(i64, i64, i64)> {
             let version = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
@@ -328,10 +400,7 @@ fn migrate(
             Ok((version, application_id, n_objects))
         };
         let (version, application_id, n_objects) =
-            read(&transaction).map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            read(&transaction).map_err(|source| opening(path, source))?;
         let ours = application_id == APPLICATION_ID || (application_id == 0 && n_objects == 0);
         if !ours || version < 0 {
             return Err(StoreError::Foreign {

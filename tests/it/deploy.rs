@@ -3,16 +3,15 @@
 //! the polkit rule (run by a JavaScript engine with polkit's rule API), the example
 //! config (the real loader), and the Debian package: built by scripts/deb.sh (cargo-deb),
 //! checked by lintian, its file list and maintainer scripts inspected, then installed,
-//! checked and purged in a Debian 12 (bookworm) root made by debootstrap. The test of the
-//! package under a real systemd as PID 1 (that root booted with systemd-nspawn) is not in
-//! the suite yet: on this machine's kind the container's systemd reported "offline" and
-//! never booted (see the closing note of issue 13; its code is in commit 5b1eb9b).
+//! checked and purged in a Debian 12 (bookworm) root made by debootstrap, and finally
+//! installed and run under a real systemd as PID 1 (the same root booted with
+//! systemd-nspawn).
 //!
 //! The package tests are slow (a release build, and debootstrap on the first run); the
 //! package is built once and shared. The bookworm root is cached as
 //! target/deploy-cache/bookworm.tar (delete it to rebuild). Needs root, `unshare`,
-//! `debootstrap`, `dpkg-deb`, `lintian` and `cargo deb` (`cargo install cargo-deb
-//! --locked`).
+//! `debootstrap`, `dpkg-deb`, `lintian`, `systemd-nspawn` (systemd-container) and
+//! `cargo deb` (`cargo install cargo-deb --locked`).
 #![allow(clippy::print_stderr)]
 
 #[path = "support/deploy.rs"]
@@ -21,9 +20,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use support::{have, repo, run, target_dir, Chroot};
+use support::{have, repo, run, target_dir, Chroot, Container};
 
 /// Units whose `systemd-analyze security` exposure must stay at or below a figure. Every
 /// unit in systemd/ must be listed, so a new unit gets a deliberate limit.
@@ -122,7 +121,7 @@ fn deploy_units_verify_and_are_hardened() {
         ("NotifyAccess", "main"),
         ("WatchdogSec", "30"),
         ("Restart", "on-failure"),
-        ("RestartPreventExitStatus", "78"),
+        ("RestartPreventExitStatus", "78 65"),
         ("User", "badgedock"),
         ("Group", "badgedock"),
         ("StateDirectory", "badgedock"),
@@ -965,6 +964,15 @@ fn package() -> PathBuf {
     static PACKAGE: OnceLock<PathBuf> = OnceLock::new();
     PACKAGE
         .get_or_init(|| {
+            // A package built already (scripts/deb.sh), to iterate on these tests
+            // without the release build.
+            if let Some(deb) = std::env::var_os("BADGEDOCK_TEST_DEB") {
+                eprintln!(
+                    "package: {} (BADGEDOCK_TEST_DEB)",
+                    PathBuf::from(&deb).display()
+                );
+                return PathBuf::from(deb);
+            }
             let started = Instant::now();
             let ran = run(Command::new(repo().join("scripts/deb.sh")).current_dir(repo())).ok();
             let path = ran
@@ -1008,4 +1016,358 @@ fn bookworm_rootfs() -> PathBuf {
         run(Command::new(repo().join("scripts/deploy-rootfs.sh")).arg(&tarball)).ok();
     }
     tarball
+}
+
+/// Client commands read only the socket path and the state dir (`config::load_client`),
+/// never the root-only secrets: the test proves a member of the group badgedock can run
+/// `status` and the dashboard unit stays up.
+const CLIENT_COMMANDS_NEED_NO_SECRETS: bool = true;
+
+/// SIGHUP re-reads the config and the directory: the test proves `systemctl reload`
+/// keeps the same process running.
+const SIGHUP_RELOADS: bool = true;
+
+/// The station's config inside the container: the simulator on the container's own
+/// loopback, secrets root-only in /etc/badgedock (the service gets them only through
+/// LoadCredential=), the dock's sysfs tree under the state directory.
+const CONTAINER_CONFIG: &str = r#"[station]
+name = "Deploy test"
+state-dir = "/var/lib/badgedock"
+control-socket = "/run/badgedock/control.sock"
+
+[uem]
+base-url = "http://127.0.0.1:8443"
+tenant-code-file = "/etc/badgedock/tenant-code"
+staging-user = "staging-4west"
+[uem.auth]
+kind = "oauth"
+token-url = "http://127.0.0.1:8443/connect/token"
+client-id = "badgedock-demo"
+client-secret-file = "/etc/badgedock/client-secret"
+
+[dock]
+sysfs-root = "/var/lib/badgedock/sys"
+rescan-ms = 200
+slots = [ { label = "1", port = "1-1.1" }, { label = "2", port = "1-1.2" } ]
+
+[directory]
+kind = "file"
+path = "/etc/badgedock/badges.csv"
+"#;
+
+/// Two iPhones of the simulator's built-in seed, enrolled to its staging user.
+const CONTAINER_PHONES: [(&str, &str); 2] = [
+    ("1-1.1", "00008110000A1B2C3D4E801E"),
+    ("1-1.2", "00008110001C2D3E4F5A602E"),
+];
+
+#[test]
+fn deploy_package_runs_under_systemd_as_pid_1() {
+    let started = Instant::now();
+    for tool in ["systemd-nspawn", "nsenter", "timeout"] {
+        assert!(
+            have(tool),
+            "{tool} is missing (apt-get install systemd-container util-linux coreutils)"
+        );
+    }
+    let deb = package();
+    let root = Chroot::unpack(
+        &bookworm_rootfs(),
+        &target_dir().join("deploy-cache"),
+        "systemd",
+    );
+    std::fs::copy(&deb, root.path("/root/badgedock.deb")).unwrap();
+    let booted = Instant::now();
+    let machine = Container::boot(root);
+    eprintln!("container booted in {:.1?}", booted.elapsed());
+    let status_of = |unit: &str| {
+        machine
+            .sh(&format!("systemctl is-active {unit}"))
+            .stdout()
+            .trim()
+            .to_string()
+    };
+
+    // --- install: enabled, not started (no config yet)
+    let install = machine.ok("dpkg -i /root/badgedock.deb 2>&1");
+    assert!(
+        install.stdout().contains(
+            "/etc/badgedock/badgedock.toml does not exist: badgedock.service is enabled but not started"
+        ),
+        "{}",
+        install.transcript()
+    );
+    for unit in ["badgedock.service", "badgedock-dashboard.service"] {
+        assert_eq!(
+            machine
+                .sh(&format!("systemctl is-enabled {unit}"))
+                .stdout()
+                .trim(),
+            "enabled",
+            "{unit}"
+        );
+    }
+    assert_eq!(status_of("badgedock"), "inactive");
+
+    // --- the Workspace ONE simulator, inside, as a transient unit
+    machine.ok("systemd-run --quiet --unit=uem-sim --property=Type=exec \
+         /usr/bin/badgedock uem-sim --listen 127.0.0.1:8443");
+    machine.wait_for(Duration::from_secs(20), "uem-sim listening", || {
+        machine
+            .sh("journalctl -u uem-sim -o cat")
+            .stdout()
+            .contains("listening on http://127.0.0.1:8443")
+    });
+
+    // --- the operator's steps: config, badges, root-only secrets, a docked phone
+    std::fs::write(
+        machine.path("/etc/badgedock/badgedock.toml"),
+        CONTAINER_CONFIG,
+    )
+    .unwrap();
+    std::fs::write(
+        machine.path("/etc/badgedock/badges.csv"),
+        "badge,username,display-name\n04A1B2C3D4E5F6,alice,Alice Martin\n",
+    )
+    .unwrap();
+    machine.ok(&format!(
+        "install -m 0600 /dev/null /etc/badgedock/client-secret && echo {} > /etc/badgedock/client-secret && \
+         install -m 0600 /dev/null /etc/badgedock/tenant-code && echo SIMTENANT4WEST > /etc/badgedock/tenant-code",
+        badgedock::uemsim::DEMO_CLIENT_SECRET
+    ));
+    for (port, serial) in CONTAINER_PHONES {
+        machine.ok(&format!(
+            "d=/var/lib/badgedock/sys/bus/usb/devices/{port} && mkdir -p $d && \
+             echo 05ac > $d/idVendor && echo 12a8 > $d/idProduct && echo {serial} > $d/serial"
+        ));
+    }
+    machine.ok("badgedock check-config /etc/badgedock/badgedock.toml");
+
+    // --- READY: `systemctl start` of a Type=notify unit returns once READY=1 arrived
+    machine.ok("systemctl start badgedock");
+    assert_eq!(status_of("badgedock"), "active");
+    let first_pid = machine.property("badgedock", "MainPID");
+    // A phone is available only once Workspace ONE identified it: a call made with the
+    // secrets the service read through LoadCredential=.
+    machine.wait_for(
+        Duration::from_secs(20),
+        "both phones identified by Workspace ONE (needs the LoadCredential= secrets)",
+        || {
+            let status = machine.sh("badgedock status --json");
+            let status: serde_json::Value =
+                serde_json::from_str(&status.stdout()).unwrap_or_default();
+            status["slots"].as_array().is_some_and(|slots| {
+                slots.len() == 2 && slots.iter().all(|slot| slot["state"] == "available")
+            })
+        },
+    );
+    // STATUS= follows the station at most once a second.
+    machine.wait_for(
+        Duration::from_secs(5),
+        "the status line with 2/2 phones ready",
+        || {
+            let status_text = machine.property("badgedock", "StatusText");
+            status_text.contains("2/2 phones ready") && status_text.contains("Workspace ONE")
+        },
+    );
+    assert_eq!(machine.property("badgedock", "WatchdogUSec"), "30s");
+    // The service read the secrets only through its credentials (it cannot open the
+    // root-only files); the credentials directory holds them for it alone.
+    let credentials = machine.ok("stat -c '%U %a' /etc/badgedock/client-secret && \
+         ls /run/credentials/badgedock.service/");
+    assert!(
+        credentials.stdout().starts_with("root 600")
+            && credentials.stdout().contains("client-secret")
+            && credentials.stdout().contains("tenant-code"),
+        "{}",
+        credentials.transcript()
+    );
+    assert_eq!(machine.property("badgedock", "UMask"), "0077");
+
+    // --- a tap through the control socket, assigned in Workspace ONE
+    let tap = machine.sh("badgedock tap 04A1B2C3D4E5F6");
+    if !tap.output.status.success() || !tap.stdout().contains("take slot") {
+        machine.fail(&format!("tap refused:\n{}", tap.transcript()));
+    }
+    machine.wait_for(
+        Duration::from_secs(15),
+        "the check-out sent to Workspace ONE",
+        || {
+            let status = machine.sh("badgedock status --json");
+            let status: serde_json::Value =
+                serde_json::from_str(&status.stdout()).unwrap_or_default();
+            status["mdm"]["waiting"] == 0
+                && status["slots"]
+                    .as_array()
+                    .is_some_and(|slots| slots.iter().any(|slot| slot["state"] != "available"))
+        },
+    );
+
+    // --- `status` as a member of the group badgedock, not root
+    machine.ok("useradd --create-home --groups badgedock nurse-it");
+    let as_member = machine.sh("runuser -u nurse-it -- badgedock status");
+    if CLIENT_COMMANDS_NEED_NO_SECRETS {
+        assert!(
+            as_member.output.status.success() && as_member.stdout().contains("1"),
+            "status as a group member:\n{}",
+            as_member.transcript()
+        );
+    } else {
+        assert_eq!(
+            as_member.code(),
+            Some(78),
+            "FIXME: status as a group member still reads the secrets:\n{}",
+            as_member.transcript()
+        );
+    }
+
+    // --- the dashboard on a pseudo terminal: the container's console (a pty that
+    // systemd-nspawn reads), instead of tty1, which a container has not.
+    machine.ok(
+        "mkdir -p /etc/systemd/system/badgedock-dashboard.service.d && \
+         printf '[Unit]\\nConflicts=console-getty.service\\nAfter=console-getty.service\\n[Service]\\nTTYPath=/dev/console\\nDeviceAllow=/dev/console rw\\n' \
+           > /etc/systemd/system/badgedock-dashboard.service.d/console.conf && \
+         systemctl daemon-reload",
+    );
+    machine.ok("systemctl start badgedock-dashboard");
+    std::thread::sleep(Duration::from_secs(4));
+    let restarts = machine.property("badgedock-dashboard", "NRestarts");
+    if CLIENT_COMMANDS_NEED_NO_SECRETS {
+        assert_eq!(status_of("badgedock-dashboard"), "active");
+        assert_eq!(restarts, "0", "the dashboard restarted");
+    } else {
+        // FIXME: the dashboard still reads the secrets and exits 78; the unit stops at
+        // once instead of crash-looping, and gives the terminal back.
+        assert_eq!(status_of("badgedock-dashboard"), "failed");
+        assert_eq!(
+            machine.property("badgedock-dashboard", "ExecMainStatus"),
+            "78"
+        );
+        assert_eq!(restarts, "0", "exit 78 must not be restarted");
+    }
+    machine.ok("systemctl stop badgedock-dashboard; systemctl reset-failed badgedock-dashboard");
+
+    // --- kill -9: systemd restarts it (RestartSec=5) from the durable store
+    machine.ok("kill -9 $(systemctl show -p MainPID --value badgedock)");
+    machine.wait_for(
+        Duration::from_secs(30),
+        "badgedock restarted after kill -9",
+        || {
+            status_of("badgedock") == "active"
+                && machine.property("badgedock", "MainPID") != first_pid
+                && machine.property("badgedock", "NRestarts") == "1"
+        },
+    );
+
+    // --- the watchdog: a stopped main loop is killed and restarted. A drop-in shortens
+    // it to 3 s so the test does not wait 30.
+    machine.ok("mkdir -p /etc/systemd/system/badgedock.service.d && \
+         printf '[Service]\\nWatchdogSec=3\\nTimeoutAbortSec=2\\nRestartSec=1\\n' \
+           > /etc/systemd/system/badgedock.service.d/watchdog.conf && \
+         systemctl daemon-reload && systemctl restart badgedock");
+    let pinged_pid = machine.property("badgedock", "MainPID");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        machine.property("badgedock", "MainPID"),
+        pinged_pid,
+        "a running daemon must keep the 3 s watchdog fed"
+    );
+    machine.ok(&format!("kill -STOP {pinged_pid}"));
+    machine.wait_for(Duration::from_secs(30), "the watchdog restart", || {
+        status_of("badgedock") == "active" && machine.property("badgedock", "MainPID") != pinged_pid
+    });
+    let journal = machine.ok("journalctl -u badgedock -o cat").stdout();
+    assert!(
+        journal.contains("Watchdog timeout"),
+        "no watchdog timeout in the journal:\n{journal}"
+    );
+    machine.ok(
+        "rm /etc/systemd/system/badgedock.service.d/watchdog.conf && systemctl daemon-reload && \
+         systemctl restart badgedock",
+    );
+
+    // --- reload
+    assert!(
+        machine
+            .property("badgedock", "ExecReload")
+            .contains("kill -HUP"),
+        "badgedock.service has no ExecReload="
+    );
+    let before_reload = machine.property("badgedock", "MainPID");
+    machine.ok("systemctl reload badgedock");
+    std::thread::sleep(Duration::from_secs(2));
+    if SIGHUP_RELOADS {
+        assert_eq!(status_of("badgedock"), "active");
+        assert_eq!(machine.property("badgedock", "MainPID"), before_reload);
+    } else {
+        // FIXME: SIGHUP ends the daemon, and systemd counts that a clean stop.
+        assert_ne!(
+            status_of("badgedock"),
+            "active",
+            "the daemon survived SIGHUP: the reload handler has landed, set SIGHUP_RELOADS"
+        );
+    }
+
+    // --- a bad config: exit 78, no restart loop (daemon and dashboard)
+    std::fs::write(
+        machine.path("/etc/badgedock/badgedock.toml"),
+        CONTAINER_CONFIG.replace("rescan-ms = 200", "rescan-every = 200"),
+    )
+    .unwrap();
+    machine.sh("systemctl reset-failed badgedock; systemctl restart badgedock");
+    machine.sh("systemctl start badgedock-dashboard");
+    // RestartSec=5: a restart loop would have shown by now.
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(
+        status_of("badgedock"),
+        "failed",
+        "badgedock with a bad config"
+    );
+    assert_eq!(machine.property("badgedock", "ExecMainStatus"), "78");
+    assert_eq!(
+        machine.property("badgedock", "NRestarts"),
+        "0",
+        "restart loop"
+    );
+    // The dashboard either shows the daemon down or, when it reads the config itself,
+    // stops with 78; it never loops.
+    assert_eq!(
+        machine.property("badgedock-dashboard", "NRestarts"),
+        "0",
+        "the dashboard restarted"
+    );
+    if status_of("badgedock-dashboard") == "failed" {
+        assert_eq!(
+            machine.property("badgedock-dashboard", "ExecMainStatus"),
+            "78"
+        );
+        // Its failure hands tty1 back: OnFailure= started getty@tty1 (whose condition,
+        // a VT, does not hold in a container, but it was tried).
+        assert_ne!(
+            machine.property("getty@tty1.service", "ConditionTimestampMonotonic"),
+            "0",
+            "OnFailure= did not start getty@tty1"
+        );
+    }
+    let journal = machine.ok("journalctl -u badgedock -o cat -n 20").stdout();
+    assert!(
+        journal.contains("rescan-every"),
+        "the journal must name the bad key:\n{journal}"
+    );
+
+    // --- purge: state gone, units gone, the operator's config kept
+    machine.ok("apt-get purge -y badgedock 2>&1 || dpkg --purge badgedock 2>&1");
+    assert!(
+        !machine.path("/var/lib/badgedock").exists(),
+        "purge left /var/lib/badgedock"
+    );
+    assert!(!machine.path("/usr/bin/badgedock").exists());
+    assert!(machine.path("/etc/badgedock/badgedock.toml").exists());
+    let units = machine.sh("systemctl list-unit-files 'badgedock*' --no-legend");
+    assert!(
+        units.stdout().trim().is_empty(),
+        "unit files left after purge:\n{}",
+        units.stdout()
+    );
+    eprintln!("systemd deployment test took {:.0?}", started.elapsed());
 }

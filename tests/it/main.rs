@@ -31,6 +31,7 @@ mod reload;
 mod report;
 mod siem;
 mod sim;
+mod storage;
 mod store;
 mod terminal;
 mod tidy;

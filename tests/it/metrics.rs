@@ -80,6 +80,7 @@ fn a_live_scrape_passes_promtool_and_has_every_series_from_start() {
         "badgedock_checkouts_total",
         "badgedock_checkins_total",
         "badgedock_checkouts_refused_total",
+        "badgedock_store_writable",
     ] {
         assert!(
             value(&scrape, series).is_some(),
@@ -91,6 +92,7 @@ fn a_live_scrape_passes_promtool_and_has_every_series_from_start() {
         Some(2.0)
     );
     assert_eq!(value(&scrape, "badgedock_mdm_up"), Some(1.0));
+    assert_eq!(value(&scrape, "badgedock_store_writable"), Some(1.0));
     let (ok, report) = promtool(&["check", "metrics"], Some(&scrape), station.dir.path());
     assert!(ok, "promtool check metrics:\n{report}\n{scrape}");
 
@@ -145,7 +147,7 @@ fn the_shipped_rules_pass_promtool_check_and_their_unit_tests() {
         &monitoring,
     );
     assert!(ok, "{report}");
-    assert!(report.contains("SUCCESS: 5 rules found"), "{report}");
+    assert!(report.contains("SUCCESS: 6 rules found"), "{report}");
     let (ok, report) = promtool(
         &["test", "rules", "badgedock.rules.test.yml"],
         None,

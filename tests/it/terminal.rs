@@ -103,9 +103,13 @@ fn quoted(path: &Path) -> String {
 fn the_demo_shows_the_slot_to_take_after_a_tap() {
     let command = format!("{} demo", quoted(&bin()));
     let tmux = Tmux::start("demo", &command, 120, 40);
-    tmux.wait_for(Duration::from_secs(30), "the idle demo screen", |screen| {
-        screen.contains("Tap your badge")
-    });
+    // The idle screen shows while the demo's phones are still being identified; a tap
+    // then (a loaded machine) is rightly refused with "no phone ready".
+    tmux.wait_for(
+        Duration::from_secs(30),
+        "the idle demo screen with its six phones ready",
+        |screen| screen.contains("Tap your badge") && screen.matches("✓ available").count() >= 6,
+    );
     tmux.keys("1");
     let screen = tmux.wait_for(Duration::from_secs(15), "the instruction", |screen| {
         screen.contains("TAKE SLOT")
