@@ -228,6 +228,27 @@ impl Engine {
         );
     }
 
+    /// Cancels what is left of an ended loan's check-out work and unsent escalations
+    /// (pending or failed), saying why: they must neither reach anyone nor hold the phone
+    /// back later.
+    pub(super) fn cancel_loan_work(&mut self, turn: &mut Turn, checkout_id: CheckoutId, why: &str) {
+        let stale: Vec<ActionId> = self
+            .actions
+            .values()
+            .filter(|a| {
+                a.checkout == Some(checkout_id)
+                    && matches!(
+                        a.purpose,
+                        ActionPurpose::CheckOut | ActionPurpose::Escalation
+                    )
+            })
+            .map(|a| a.id)
+            .collect();
+        for action in stale {
+            self.set_action_state(turn, action, ActionState::Cancelled, Some(why.into()));
+        }
+    }
+
     /// Cancels the check-out's unsent work on `device`, and queues the undo steps when some
     /// of it may already have reached Workspace ONE.
     pub(super) fn undo_checkout_work(

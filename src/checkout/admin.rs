@@ -157,26 +157,11 @@ impl Engine {
                 c.closed_at = Some(now);
             });
             self.checkouts.remove(&loan.id);
-            let stale: Vec<ActionId> = self
-                .actions
-                .values()
-                .filter(|a| {
-                    a.checkout == Some(loan.id)
-                        && matches!(
-                            a.purpose,
-                            ActionPurpose::CheckOut | ActionPurpose::Escalation
-                        )
-                })
-                .map(|a| a.id)
-                .collect();
-            for action in stale {
-                self.set_action_state(
-                    turn,
-                    action,
-                    ActionState::Cancelled,
-                    Some("superseded: the loan was ended by an operator".into()),
-                );
-            }
+            self.cancel_loan_work(
+                turn,
+                loan.id,
+                "superseded: the loan was ended by an operator",
+            );
             let lost = state == CheckoutState::Lost;
             self.update_device(turn, &loan.device, |d| {
                 d.slot = None;

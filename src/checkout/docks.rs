@@ -548,20 +548,11 @@ impl Engine {
         self.checkouts.remove(&checkout_id);
         // Its failed check-out work (the only kind left: pending work defers this) ends
         // with it, so that it holds nothing back when the phone is docked here again.
-        let stale: Vec<ActionId> = self
-            .actions
-            .values()
-            .filter(|a| a.checkout == Some(checkout_id) && a.purpose == ActionPurpose::CheckOut)
-            .map(|a| a.id)
-            .collect();
-        for action in stale {
-            self.set_action_state(
-                turn,
-                action,
-                ActionState::Cancelled,
-                Some("superseded: the loan closed at another cabinet".into()),
-            );
-        }
+        self.cancel_loan_work(
+            turn,
+            checkout_id,
+            "superseded: the loan closed at another cabinet",
+        );
         self.update_device(turn, device, |d| {
             d.status = DeviceStatus::Away;
             d.slot = None;

@@ -196,6 +196,72 @@ fn a_phone_checked_out_elsewhere_is_checked_in_on_first_sight() {
 }
 
 #[test]
+fn a_personal_phone_is_left_alone_where_check_in_erases() {
+    // Issue 12, class 1, through the real binary: device 106 of the built-in seed is
+    // Carol's own iPhone (employee-owned, never staged). Docked at a station whose
+    // check-in erases, it must get no command and no user change: shown as not a
+    // cabinet phone, never offered.
+    let personal = Phone {
+        slot: "3",
+        port: "1-1.3",
+        vendor: "05ac",
+        serial: "00008101000E1F2A3B4C5D6E",
+    };
+    let sim = SimProcess::start(&[]);
+    assert_eq!(
+        sim.enrollment_user(personal.serial).as_deref(),
+        Some("carol")
+    );
+    let station = StationDir::new(
+        &sim.url,
+        &PHONES[..1],
+        &BADGES,
+        "[workflow.checkin]\napple = [\"enterprise-wipe\"]\n",
+    );
+    let _daemon = station.start_daemon_with_slots(&[&PHONES[0], &personal]);
+    station.wait_status(Duration::from_secs(15), "slot 1 ready", |s| {
+        slot_state(s, "1") == "available"
+    });
+    station.dock(&personal);
+    station.wait_status(
+        Duration::from_secs(15),
+        "the personal phone shown foreign",
+        |s| slot_state(s, "3") == "foreign",
+    );
+    // Whatever the station would send, it would send now: give it a moment.
+    std::thread::sleep(Duration::from_secs(3));
+    let sent: Vec<(String, String)> = sim
+        .commands()
+        .into_iter()
+        .filter(|(device, _)| device == personal.serial)
+        .collect();
+    assert!(
+        sent.is_empty(),
+        "commands sent to a personal phone: {sent:?}"
+    );
+    assert!(
+        !sim.enrollment_changes()
+            .iter()
+            .any(|(device, _)| device == personal.serial),
+        "the personal phone's user was changed"
+    );
+    assert_eq!(
+        sim.enrollment_user(personal.serial).as_deref(),
+        Some("carol")
+    );
+    // A tap is never sent to it: the one cabinet phone is offered instead.
+    let tap = station.tap("04A1B2C3D4E5F6");
+    let answer = String::from_utf8_lossy(&tap.stdout);
+    assert!(answer.contains("take slot 1"), "{answer}");
+    let audit = station.cli(&["audit", "export", "--csv"]);
+    assert!(
+        String::from_utf8_lossy(&audit.stdout).contains("foreign-device"),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
+}
+
+#[test]
 fn metrics_are_scraped_from_a_running_daemon() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

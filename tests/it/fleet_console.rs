@@ -136,7 +136,7 @@ fn the_console_in_a_real_browser() {
         browser.screenshot(&shots.join("login-1280x800.png")).await;
         browser.type_into("#username", "ops.lead").await;
         browser.type_into("#password", "wrong").await;
-        browser.click("button[type=submit]").await;
+        browser.click_and_load("button[type=submit]").await;
         assert!(browser
             .text()
             .await
@@ -144,7 +144,7 @@ fn the_console_in_a_real_browser() {
         browser.goto(&format!("{base}/login")).await;
         browser.type_into("#username", "ops.lead").await;
         browser.type_into("#password", ADMIN_PASSWORD).await;
-        browser.click("button[type=submit]").await;
+        browser.click_and_load("button[type=submit]").await;
 
         // The overview: every cabinet with its health, the chart.
         let started = Instant::now();
@@ -173,7 +173,7 @@ fn the_console_in_a_real_browser() {
         // Search by user, then her history.
         browser.goto(&format!("{base}/phones")).await;
         browser.type_into("#q", "carol").await;
-        browser.click("form[role=search] button").await;
+        browser.click_and_load("form[role=search] button").await;
         let text = browser.text().await;
         assert!(
             text.contains("Galaxy 4W-2") && text.contains("4 West"),
@@ -181,7 +181,7 @@ fn the_console_in_a_real_browser() {
         );
         assert!(!text.contains("iPhone 4W-5"), "{text}");
         pages.push(browser.source().await);
-        browser.click("a[href^='/user?name=carol']").await;
+        browser.click_and_load("a[href^='/user?name=carol']").await;
         let text = browser.text().await;
         assert!(
             text.contains("History of carol") && text.contains("Carol Nguyen took Galaxy 4W-2"),
@@ -221,8 +221,15 @@ fn the_console_in_a_real_browser() {
             .click("select[id^='action-a-'] option[value=mark-lost]")
             .await;
         browser
-            .click("form:has(select[id^='action-a-']) button")
+            .click_and_load("form:has(select[id^='action-a-']) button")
             .await;
+        // The click submits the form; the browser lands on the answer page a moment later.
+        let submitted = std::time::Instant::now();
+        while !browser.url().await.contains("/admin?queued=")
+            && submitted.elapsed() < Duration::from_secs(15)
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         assert!(
             browser.url().await.contains("/admin?queued="),
             "{}",

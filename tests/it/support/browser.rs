@@ -172,6 +172,36 @@ impl Browser {
             .await;
     }
 
+    /// Clicks something that loads a new page (a submit button, a link) and waits until
+    /// the old page is gone, so that what is read next is the new one.
+    pub async fn click_and_load(&self, css: &str) {
+        let old = self.find("html").await;
+        self.click(css).await;
+        for _ in 0..100 {
+            let answer = self
+                .try_call(reqwest::Method::GET, &format!("/element/{old}/name"), None)
+                .await;
+            match answer {
+                Err(answer) if answer["value"]["error"] == "stale element reference" => break,
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        // The new page's document is complete.
+        for _ in 0..100 {
+            let state = self
+                .call(
+                    reqwest::Method::POST,
+                    "/execute/sync",
+                    Some(json!({ "script": "return document.readyState", "args": [] })),
+                )
+                .await;
+            if state.as_str() == Some("complete") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The page's visible text.
     pub async fn text(&self) -> String {
         // A form's submission may still be replacing the page: a body found before the
