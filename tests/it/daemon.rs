@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::support::station::{slot_state, Phone, SimProcess, StationDir};
+use crate::support::station::{bin, slot_state, Phone, SimProcess, StationDir};
+use std::process::{Command, Stdio};
 
 /// Two demo phones (they are in the simulator's built-in seed, enrolled to staging).
 pub const PHONES: [Phone; 2] = [
@@ -259,6 +260,71 @@ fn a_personal_phone_is_left_alone_where_check_in_erases() {
         "{}",
         String::from_utf8_lossy(&audit.stdout)
     );
+}
+
+#[test]
+fn a_store_without_its_wal_is_refused_and_the_right_one_starts() {
+    // Issue 12, class 13, through the real binary: after kill -9 the loan lives in the
+    // WAL. Started from the .sqlite3 file alone, the daemon must refuse (it would forget
+    // a phone out with a nurse); with the WAL put back, it starts and the loan is there.
+    let sim = SimProcess::start(&[]);
+    let station = StationDir::new(&sim.url, &PHONES, &BADGES, "");
+    let mut daemon = station.start_daemon();
+    station.wait_status(
+        Duration::from_secs(15),
+        "both phones available",
+        all_available,
+    );
+    let tap = station.tap("04A1B2C3D4E5F6");
+    assert!(
+        tap.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tap.stderr)
+    );
+    station.undock(&PHONES[0]);
+    station.wait_status(Duration::from_secs(10), "alice's loan", |s| {
+        s["loans"]
+            .as_array()
+            .is_some_and(|loans| loans.iter().any(|l| l["username"] == "alice"))
+    });
+    daemon.kill();
+
+    let state = station.dir.path().join("state");
+    let wal = state.join("badgedock.sqlite3-wal");
+    let aside = station.dir.path().join("wal-aside");
+    assert!(wal.exists(), "kill -9 leaves the WAL beside the store");
+    std::fs::rename(&wal, &aside).unwrap();
+    let _ = std::fs::remove_file(state.join("badgedock.sqlite3-shm"));
+    let refused = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(station.config())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "started from a store without its WAL: {stderr}"
+    );
+    assert!(
+        // Behind its mark, or (when even the store's id was only in the WAL) another
+        // store: either way refused, with the way back.
+        stderr.contains("refusing to start from this store")
+            && (stderr.contains("behind") || stderr.contains("not the one this station last used"))
+            && stderr.contains("accept-store"),
+        "the refusal says what happened and what to do: {stderr}"
+    );
+
+    // IT puts the WAL back: the station starts with Alice's loan.
+    let _ = std::fs::remove_file(state.join("badgedock.sqlite3-shm"));
+    std::fs::rename(&aside, &wal).unwrap();
+    let _daemon = station.start_daemon();
+    station.wait_status(Duration::from_secs(10), "alice's loan kept", |s| {
+        s["loans"]
+            .as_array()
+            .is_some_and(|loans| loans.iter().any(|l| l["username"] == "alice"))
+    });
 }
 
 #[test]
