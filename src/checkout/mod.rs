@@ -478,11 +478,12 @@ impl Engine {
             self.leaving.remove(&device);
             self.settle_leaving(turn, &device);
         }
-        let claimed = self.claimed_reservations();
         let expired: Vec<CheckoutId> = self
             .expiries
             .iter()
-            .filter(|(id, at)| **at <= mono && !claimed.contains(id))
+            // No reservation a leaving phone may claim is due here: that phone settled
+            // above, at the latest at this reservation's deadline.
+            .filter(|(_, at)| **at <= mono)
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
@@ -544,17 +545,6 @@ impl Engine {
                 self.ask(turn, &device);
             }
         }
-    }
-
-    /// Reservations a leaving phone may still claim (see [`DeviceStatus::Leaving`]).
-    fn claimed_reservations(&self) -> Vec<CheckoutId> {
-        self.devices
-            .values()
-            .filter_map(|d| match d.status {
-                DeviceStatus::Leaving { candidate, .. } => candidate,
-                _ => None,
-            })
-            .collect()
     }
 
     fn on_mdm_health(

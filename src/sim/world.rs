@@ -901,7 +901,6 @@ impl Sim {
 
     /// Starts (or restarts) a station from its store, then reports what is docked.
     pub fn start_station(&mut self, st: usize, restart: bool) -> Result<(), SimError> {
-        let _path = self.stations[st].path.clone();
         let mut store = self.open_store(st)?;
         let persisted: Persisted = store.load()?;
         let audit_len = store.audit_len()?;
