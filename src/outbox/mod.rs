@@ -316,7 +316,9 @@ impl Scheduler {
         }
         self.heads()
             .into_iter()
-            .filter_map(|id| self.rows.get(&id).map(|row| (row.due, id)))
+            .filter_map(|id| self.rows.get(&id))
+            .filter(|row| !own_lane(&row.record))
+            .map(|row| (row.due, row.record.id))
             .min()
             .map(|(_, id)| id)
     }
@@ -347,17 +349,24 @@ impl Scheduler {
         row.attempts = row.attempts.saturating_add(1);
         let attempts = row.attempts;
         let cancelled = row.cancelled;
+        // A notification's answer comes from a webhook receiver or a mail server: it
+        // tells nothing about Workspace ONE, and its failures pause nothing else.
+        let from_workspace_one = !own_lane(&row.record);
         let command = match &row.record.action {
             MdmAction::Command { command } => Some(*command),
             _ => None,
         };
         let (outcome, retry_at) = match answer {
             Answer::Done | Answer::Pending => {
-                self.answered(now);
+                if from_workspace_one {
+                    self.answered(now);
+                }
                 (ActionOutcome::Done, None)
             }
             Answer::NotPending => {
-                self.answered(now);
+                if from_workspace_one {
+                    self.answered(now);
+                }
                 let name = command
                     .map(DeviceCommand::api_name)
                     .unwrap_or("the command");
@@ -373,7 +382,9 @@ impl Scheduler {
             }
             Answer::Failed(failure) => match failure.kind {
                 FailureKind::Rejected => {
-                    self.answered(now);
+                    if from_workspace_one {
+                        self.answered(now);
+                    }
                     self.last_error = Some(failure.message.clone());
                     (
                         ActionOutcome::Failed {
@@ -386,10 +397,12 @@ impl Scheduler {
                 FailureKind::Transient { retry_after_ms } => {
                     let delay = backoff_ms(attempts, retry_after_ms);
                     let at = now.plus_millis(delay);
-                    if retry_after_ms.is_some() {
-                        self.pause(at);
+                    if from_workspace_one {
+                        if retry_after_ms.is_some() {
+                            self.pause(at);
+                        }
+                        self.unreachable(now, &failure.message);
                     }
-                    self.unreachable(now, &failure.message);
                     (
                         ActionOutcome::Retrying {
                             attempts,
@@ -400,9 +413,11 @@ impl Scheduler {
                 }
                 FailureKind::Unauthorized => {
                     let at = now.plus_millis(UNAUTHORIZED_RETRY_MS);
-                    self.pause(at);
-                    self.paused_for_credentials = true;
-                    self.unreachable(now, &failure.message);
+                    if from_workspace_one {
+                        self.pause(at);
+                        self.paused_for_credentials = true;
+                        self.unreachable(now, &failure.message);
+                    }
                     (
                         ActionOutcome::Retrying {
                             attempts,

@@ -267,3 +267,31 @@ fn rows_settled_by_the_engine_leave_the_queue() {
     assert_eq!(s.waiting(), 1);
     assert_eq!(s.oldest_waiting(), Some(Timestamp(1_002)));
 }
+
+#[test]
+fn a_notification_says_nothing_about_workspace_one() {
+    // A webhook receiver that is down (or asks to wait) is not Workspace ONE: the
+    // station's Workspace ONE work goes on and the screen does not say it is unreachable.
+    let a = phone("A");
+    let mut notify = row(
+        1,
+        &a,
+        MdmAction::Webhook {
+            url: "https://hooks.example/overdue".into(),
+            body: "{}".into(),
+        },
+    );
+    notify.purpose = ActionPurpose::Escalation;
+    let mut s = Scheduler::new(4);
+    s.apply(&[notify, assign(2, &a)], Mono(0));
+    assert_eq!(ids(&s.poll(Mono(0))), vec![1, 2]);
+    s.complete(ActionId(2), Mono(10), Answer::Done);
+    s.complete(ActionId(1), Mono(20), transient(Some(60_000)));
+    assert_eq!(s.reachable(), Some(true));
+    s.apply(&[assign(3, &a)], Mono(30));
+    assert_eq!(
+        ids(&s.poll(Mono(30))),
+        vec![3],
+        "the receiver's Retry-After pauses only the notification"
+    );
+}
